@@ -1,0 +1,114 @@
+//! Event time on the wire: RFC 3339 in UTC with exactly three fractional digits
+//! (`2026-11-26T09:30:00.250Z`), the form DuckDB, Snowflake and most JSON tools parse
+//! without a format string.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A UTC instant with millisecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    /// Truncates to whole milliseconds, the precision the wire carries, so that a
+    /// value survives a round trip unchanged.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at))
+    }
+
+    pub fn now() -> Self {
+        Self::new(Utc::now())
+    }
+
+    pub fn from_millis(millis: i64) -> Option<Self> {
+        DateTime::from_timestamp_millis(millis).map(Self)
+    }
+
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+
+    pub fn millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// This instant moved by `millis` milliseconds.
+    pub fn plus_millis(&self, millis: i64) -> Self {
+        Self(self.0 + Duration::milliseconds(millis))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    // Written by hand rather than through a strftime pattern: events are encoded a
+    // million times a second and the pattern would be re-parsed for every one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.timestamp_subsec_millis().min(999)
+        )
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = chrono::ParseError;
+
+    /// Accepts any RFC 3339 offset and converts it to UTC.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DateTime::parse_from_rfc3339(s).map(|t| Self::new(t.with_timezone(&Utc)))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(|e| {
+            serde::de::Error::custom(format!("invalid RFC 3339 timestamp {text:?}: {e}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_milliseconds_and_zulu() {
+        let t = Timestamp::from_millis(1_764_149_400_250).unwrap();
+        assert_eq!(t.to_string(), "2025-11-26T09:30:00.250Z");
+    }
+
+    #[test]
+    fn round_trips_through_text() {
+        let t = Timestamp::from_millis(1_700_000_000_007).unwrap();
+        assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+    }
+
+    #[test]
+    fn converts_offsets_to_utc() {
+        let t: Timestamp = "2026-01-01T01:00:00.5+01:00".parse().unwrap();
+        assert_eq!(t.to_string(), "2026-01-01T00:00:00.500Z");
+    }
+
+    #[test]
+    fn truncates_below_a_millisecond() {
+        let at = DateTime::from_timestamp(10, 1_999_999).unwrap();
+        assert_eq!(Timestamp::new(at).millis(), 10_001);
+    }
+}

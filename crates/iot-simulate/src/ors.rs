@@ -1,0 +1,472 @@
+//! The OpenRouteService client: driving directions and place-name search.
+//!
+//! Answers are cached on disk, because the free plan allows 40 routes a minute and
+//! 2,000 a day and a fleet drives the same route again and again. `429 Too Many
+//! Requests` and gateway errors are retried after the wait the service asks for;
+//! every other failure becomes an [`OrsError`] that tells the user what to change.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use iot_model::RouteSource;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::geo::GeoPoint;
+use crate::route::{Route, RouteError, Stretch};
+
+pub const DEFAULT_URL: &str = "https://api.openrouteservice.org";
+
+/// What to do when the key is unusable or the service is out of reach.
+const GO_OFFLINE: &str = "or unset OPENROUTE_KEY to drive an offline route";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrsError {
+    #[error(
+        "OpenRouteService refused the API key (HTTP {status}): the key in OPENROUTE_KEY is invalid \
+         or today's quota (2,000 routes on the free plan) is spent; check it on your \
+         openrouteservice.org dashboard, {GO_OFFLINE}"
+    )]
+    KeyRejected { status: u16 },
+    #[error(
+        "OpenRouteService is still rate-limiting after {attempts} attempts (the free plan allows \
+         40 routes a minute); try again in a minute, {GO_OFFLINE}"
+    )]
+    RateLimited { attempts: u32 },
+    #[error(
+        "there is no road within reach of the {end} ({place}): {message}; choose a point on or near a road"
+    )]
+    NoRoadNear {
+        end: &'static str,
+        place: String,
+        message: String,
+    },
+    #[error(
+        "could not reach OpenRouteService at {url}: {reason}; check the network and --ors-url, {GO_OFFLINE}"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("OpenRouteService answered HTTP {status}: {message}")]
+    Service { status: u16, message: String },
+    #[error("OpenRouteService's answer could not be understood: {0}")]
+    BadAnswer(String),
+    #[error("OpenRouteService knows no place called {0:?}")]
+    NotFound(String),
+}
+
+impl OrsError {
+    /// Whether the same request may succeed later without any change by the user.
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            OrsError::RateLimited { .. } | OrsError::Unreachable { .. }
+        ) || matches!(self, OrsError::Service { status, .. } if *status >= 500)
+    }
+}
+
+impl From<RouteError> for OrsError {
+    fn from(e: RouteError) -> Self {
+        OrsError::BadAnswer(e.to_string())
+    }
+}
+
+/// Connection settings for OpenRouteService.
+#[derive(Debug, Clone)]
+pub struct OrsOptions {
+    /// API key; read from OPENROUTE_KEY only. Without one, routes are made offline.
+    pub key: Option<String>,
+    /// Base URL, for a self-hosted instance or a test server.
+    pub url: String,
+    /// Where answers are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Attempts for a request that is rate-limited or meets a gateway error.
+    pub attempts: u32,
+    /// The longest single wait between attempts, whatever the service asks for.
+    pub max_wait: Duration,
+}
+
+impl Default for OrsOptions {
+    fn default() -> Self {
+        Self {
+            key: None,
+            url: DEFAULT_URL.into(),
+            cache_dir: None,
+            attempts: 5,
+            max_wait: Duration::from_secs(65),
+        }
+    }
+}
+
+/// The two ends of a route, with the names the user gave them for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Ends<'a> {
+    pub from: (&'a str, GeoPoint),
+    pub to: (&'a str, GeoPoint),
+}
+
+pub struct OrsClient {
+    http: reqwest::Client,
+    key: String,
+    options: OrsOptions,
+}
+
+impl OrsClient {
+    /// A client, if a key is configured.
+    pub fn new(options: OrsOptions) -> Option<Self> {
+        let key = options.key.clone().filter(|k| !k.trim().is_empty())?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!(
+                "iot-streaming-simulate/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .ok()?;
+        Some(Self { http, key, options })
+    }
+
+    /// A driving route between the two ends.
+    pub async fn directions(&self, ends: Ends<'_>) -> Result<Route, OrsError> {
+        let (from, to) = (ends.from.1, ends.to.1);
+        let cache_name = format!("directions-{from}-{to}.json");
+        let url = format!(
+            "{}/v2/directions/driving-car/geojson",
+            self.options.url.trim_end_matches('/')
+        );
+        let body = json!({ "coordinates": [[from.lon, from.lat], [to.lon, to.lat]] });
+        let text = self
+            .cached(&cache_name, || self.http.post(&url).json(&body), Some(ends))
+            .await?;
+        parse_directions(&text)
+    }
+
+    /// The position of a place name, by the service's geocoder.
+    pub async fn geocode(&self, name: &str) -> Result<GeoPoint, OrsError> {
+        let cache_name = format!("geocode-{}.json", file_safe(name));
+        let url = format!("{}/geocode/search", self.options.url.trim_end_matches('/'));
+        let text = self
+            .cached(
+                &cache_name,
+                || self.http.get(&url).query(&[("text", name), ("size", "1")]),
+                None,
+            )
+            .await?;
+        parse_geocode(&text).ok_or_else(|| OrsError::NotFound(name.to_owned()))
+    }
+
+    /// The answer from the cache, or else from the service (and then cached).
+    async fn cached(
+        &self,
+        file_name: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        ends: Option<Ends<'_>>,
+    ) -> Result<String, OrsError> {
+        let path = self.options.cache_dir.as_ref().map(|d| d.join(file_name));
+        if let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+            tracing::debug!(file = %path.as_ref().unwrap().display(), "route answer from cache");
+            return Ok(text);
+        }
+        let text = self.send(request, ends).await?;
+        if let Some(path) = path {
+            // A cache that cannot be written costs quota, not correctness.
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, &text));
+            if let Err(e) = written {
+                tracing::warn!(file = %path.display(), error = %e, "cannot cache the OpenRouteService answer");
+            }
+        }
+        Ok(text)
+    }
+
+    async fn send(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        ends: Option<Ends<'_>>,
+    ) -> Result<String, OrsError> {
+        let attempts = self.options.attempts.max(1);
+        for attempt in 1..=attempts {
+            let response = request()
+                .header("Authorization", &self.key)
+                .header("Accept", "application/json, application/geo+json")
+                .send()
+                .await
+                .map_err(|e| OrsError::Unreachable {
+                    url: self.options.url.clone(),
+                    reason: error_chain(&e),
+                })?;
+            let status = response.status();
+            let wait = retry_wait(status, response.headers(), attempt, unix_now());
+            let text = response.text().await.map_err(|e| OrsError::Unreachable {
+                url: self.options.url.clone(),
+                reason: error_chain(&e),
+            })?;
+            if status.is_success() {
+                return Ok(text);
+            }
+            match wait {
+                Some(wait) if attempt < attempts => {
+                    let wait = wait.min(self.options.max_wait);
+                    tracing::warn!(%status, attempt, wait_s = wait.as_secs_f64(), "OpenRouteService asks us to wait");
+                    tokio::time::sleep(wait).await;
+                }
+                Some(_) if status == StatusCode::TOO_MANY_REQUESTS => {
+                    return Err(OrsError::RateLimited { attempts });
+                }
+                _ => return Err(answer_error(status, &text, ends)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+/// How long to wait before trying again, or `None` if trying again will not help.
+/// Honours `Retry-After` and ORS's `x-ratelimit-reset` (a Unix time in seconds);
+/// without either, backs off exponentially from one second.
+fn retry_wait(
+    status: StatusCode,
+    headers: &HeaderMap,
+    attempt: u32,
+    now_s: u64,
+) -> Option<Duration> {
+    let retriable = status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 502..=504);
+    if !retriable {
+        return None;
+    }
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let asked = header(RETRY_AFTER.as_str())
+        .or_else(|| header("x-ratelimit-reset").map(|reset| reset.saturating_sub(now_s)));
+    Some(asked.map_or_else(
+        || Duration::from_secs(1 << (attempt - 1).min(6)),
+        Duration::from_secs,
+    ))
+}
+
+fn answer_error(status: StatusCode, text: &str, ends: Option<Ends<'_>>) -> OrsError {
+    #[derive(Deserialize)]
+    struct Body {
+        error: serde_json::Value,
+    }
+    let (code, message) = match serde_json::from_str::<Body>(text) {
+        Ok(Body { error }) => (
+            error.get("code").and_then(|c| c.as_i64()),
+            error
+                .get("message")
+                .and_then(|m| m.as_str())
+                .or(error.as_str())
+                .unwrap_or(text)
+                .to_owned(),
+        ),
+        Err(_) => (None, text.chars().take(300).collect()),
+    };
+    match (status.as_u16(), code, ends) {
+        (401 | 403, _, _) => OrsError::KeyRejected {
+            status: status.as_u16(),
+        },
+        (404, Some(2010), Some(ends)) => {
+            // "…within a radius of 350.0 meters of specified coordinate 1: …"
+            let (end, (name, point)) = if message.contains("coordinate 1") {
+                ("destination", ends.to)
+            } else {
+                ("start", ends.from)
+            };
+            OrsError::NoRoadNear {
+                end,
+                place: format!("{name} at {point}"),
+                message,
+            }
+        }
+        _ => OrsError::Service {
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
+fn parse_directions(text: &str) -> Result<Route, OrsError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        features: Vec<Feature>,
+    }
+    #[derive(Deserialize)]
+    struct Feature {
+        geometry: Geometry,
+        properties: Properties,
+    }
+    #[derive(Deserialize)]
+    struct Geometry {
+        coordinates: Vec<Vec<f64>>,
+    }
+    #[derive(Deserialize)]
+    struct Properties {
+        #[serde(default)]
+        segments: Vec<Segment>,
+    }
+    #[derive(Deserialize)]
+    struct Segment {
+        #[serde(default)]
+        steps: Vec<Step>,
+    }
+    #[derive(Deserialize)]
+    struct Step {
+        distance: f64,
+        duration: f64,
+        way_points: [usize; 2],
+    }
+
+    let answer: Answer =
+        serde_json::from_str(text).map_err(|e| OrsError::BadAnswer(e.to_string()))?;
+    let feature = answer
+        .features
+        .into_iter()
+        .next()
+        .ok_or_else(|| OrsError::BadAnswer("no route in the answer".into()))?;
+    let points = feature
+        .geometry
+        .coordinates
+        .iter()
+        .map(|c| match c[..] {
+            [lon, lat, ..] => GeoPoint::new(lat, lon),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| OrsError::BadAnswer("a coordinate is not a [lon, lat] position".into()))?;
+    let stretches: Vec<Stretch> = feature
+        .properties
+        .segments
+        .iter()
+        .flat_map(|s| &s.steps)
+        .map(|s| Stretch {
+            from: s.way_points[0],
+            to: s.way_points[1],
+            distance_m: s.distance,
+            duration_s: s.duration,
+        })
+        .collect();
+    Ok(Route::new(RouteSource::Ors, points, &stretches)?)
+}
+
+fn parse_geocode(text: &str) -> Option<GeoPoint> {
+    let answer: serde_json::Value = serde_json::from_str(text).ok()?;
+    let c = answer.pointer("/features/0/geometry/coordinates")?;
+    GeoPoint::new(c.get(1)?.as_f64()?, c.get(0)?.as_f64()?)
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An error and its causes on one line: reqwest's own message is only the outermost.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn waits_as_long_as_the_service_asks() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-reset", HeaderValue::from_static("1000012"));
+        let wait = retry_wait(StatusCode::TOO_MANY_REQUESTS, &headers, 1, 1_000_000);
+        assert_eq!(wait, Some(Duration::from_secs(12)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        let wait = retry_wait(StatusCode::TOO_MANY_REQUESTS, &headers, 1, 1_000_000);
+        assert_eq!(wait, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn backs_off_exponentially_without_headers() {
+        let none = HeaderMap::new();
+        let waits: Vec<_> = (1..=4)
+            .map(|a| {
+                retry_wait(StatusCode::BAD_GATEWAY, &none, a, 0)
+                    .unwrap()
+                    .as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8]);
+    }
+
+    #[test]
+    fn client_errors_are_not_retried() {
+        let none = HeaderMap::new();
+        for status in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
+        ] {
+            assert_eq!(retry_wait(status, &none, 1, 0), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn names_the_end_that_has_no_road() {
+        let ends = Ends {
+            from: (
+                "Potsdam",
+                GeoPoint {
+                    lat: 52.39,
+                    lon: 13.06,
+                },
+            ),
+            to: (
+                "the North Sea",
+                GeoPoint {
+                    lat: 54.5,
+                    lon: 6.0,
+                },
+            ),
+        };
+        let body = r#"{"error":{"code":2010,"message":"Could not find routable point within a radius of 350.0 meters of specified coordinate 1: 6.0000000 54.5000000."}}"#;
+        let err = answer_error(StatusCode::NOT_FOUND, body, Some(ends));
+        let text = err.to_string();
+        assert!(
+            text.contains("destination (the North Sea at 54.50000,6.00000)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reads_a_geocoder_answer() {
+        let body = r#"{"features":[{"geometry":{"type":"Point","coordinates":[13.06,52.39]}}]}"#;
+        assert_eq!(parse_geocode(body), GeoPoint::new(52.39, 13.06));
+        assert_eq!(parse_geocode(r#"{"features":[]}"#), None);
+    }
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_safe("Bad Homburg v.d. Höhe"), "bad_homburg_v_d__höhe");
+    }
+}
