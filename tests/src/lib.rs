@@ -1,1 +1,217 @@
-//! Helpers for the end-to-end tests.
+//! What the end-to-end tests share: finding the built binaries and the test broker,
+//! giving each test its own topics, and reading a topic back in full.
+//!
+//! The tests need a Kafka-protocol broker. `scripts/test.sh` starts one (tansu) and
+//! points `IOT_TEST_BOOTSTRAP` at it; without it the tests fail and say so.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use iot_kafka::KafkaSettings;
+use iot_model::Topics;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// The broker the tests use: `IOT_TEST_BOOTSTRAP`, else the local default. Fails
+/// the test, with how to start one, if nothing answers there.
+pub fn bootstrap() -> String {
+    let servers = std::env::var("IOT_TEST_BOOTSTRAP")
+        .unwrap_or_else(|_| iot_kafka::DEFAULT_BOOTSTRAP_SERVERS.into());
+    let settings = KafkaSettings {
+        bootstrap_servers: servers.clone(),
+        timeout: Duration::from_secs(5),
+        ..KafkaSettings::default()
+    };
+    if let Err(e) = settings.check_reachable() {
+        panic!(
+            "these tests need a Kafka broker at {servers} (set IOT_TEST_BOOTSTRAP to use another): {e}\n\
+             Run the suite with `scripts/test.sh`, which starts one, or start one with \
+             `scripts/broker.sh start` and set IOT_TEST_BOOTSTRAP=127.0.0.1:9092."
+        );
+    }
+    servers
+}
+
+/// A command for one of the workspace's binaries, built by `cargo test --workspace`
+/// next to the test executables. Its environment is cleared of the variables that
+/// would change its behaviour (and of `.env`, by running it in a fresh directory).
+pub fn binary(name: &str) -> Command {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let path: PathBuf = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .expect("the test runs inside a target directory");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --workspace` (cargo test --workspace does)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    let scratch = std::env::temp_dir().join(format!("iot-tests-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&scratch).expect("temp dir is writable");
+    command.current_dir(&scratch);
+    for (key, _) in std::env::vars() {
+        let ours = [
+            "KAFKA_",
+            "SOURCES__",
+            "SIMULATE_",
+            "ORS_",
+            "OPENROUTE_",
+            "RUST_LOG",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || key.ends_with("_TOPIC");
+        if ours {
+            command.env_remove(key);
+        }
+    }
+    command.env("ORS_CACHE_DIR", scratch.join("ors-cache"));
+    command
+}
+
+/// Topics no other test uses.
+pub fn unique_topics() -> Topics {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let run = &run[..12];
+    Topics {
+        vehicle: format!("t{run}.vehicle"),
+        gps: format!("t{run}.gps"),
+        traffic_camera: format!("t{run}.traffic"),
+        weather: format!("t{run}.weather"),
+        emergency: format!("t{run}.emergency"),
+    }
+}
+
+/// The flags that point a binary at `topics`.
+pub fn topic_args(topics: &Topics) -> Vec<String> {
+    [
+        ("--vehicle-topic", &topics.vehicle),
+        ("--gps-topic", &topics.gps),
+        ("--traffic-topic", &topics.traffic_camera),
+        ("--weather-topic", &topics.weather),
+        ("--emergency-topic", &topics.emergency),
+    ]
+    .into_iter()
+    .flat_map(|(flag, topic)| [flag.to_owned(), topic.clone()])
+    .collect()
+}
+
+/// One message as read back from Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: String,
+}
+
+/// Every message in `topic`, partition by partition in offset order.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("iot-tests-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer config is valid");
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("topic metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    let mut ends = Vec::new();
+    for &p in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .expect("watermarks");
+        assignment
+            .add_partition_offset(topic, p, Offset::Offset(low))
+            .expect("partition is new to the list");
+        remaining += high - low;
+        ends.push((p, high));
+    }
+    consumer.assign(&assignment).expect("assign partitions");
+
+    let mut records = Vec::with_capacity(remaining.max(0) as usize);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records.len() < remaining as usize {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {remaining} messages of {topic} in 60 s",
+            records.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => records.push(Record {
+                topic: m.topic().to_owned(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            }),
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+}
+
+/// The number of partitions `topic` has.
+pub fn partition_count(bootstrap: &str, topic: &str) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer config is valid");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    metadata.topics()[0].partitions().len()
+}
+
+/// Runs a command to its end, with a time limit so that a hang fails the test.
+pub fn run(command: &mut Command, limit: Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let started = Instant::now();
+    // Drain the pipes on threads, or a chatty child blocks on a full pipe.
+    let stdout = child.stdout.take().map(drain);
+    let stderr = child.stderr.take().map(drain);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.map(|h| h.join().unwrap()).unwrap_or_default(),
+        stderr: stderr.map(|h| h.join().unwrap()).unwrap_or_default(),
+    }
+}
+
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}

@@ -1,0 +1,358 @@
+//! `simulate` end to end: the real binary, offline routes, and a real broker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use iot_model::{EventKind, Topics};
+use iot_tests::{binary, bootstrap, partition_count, read_topic, run, topic_args, unique_topics};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// One NDJSON line of `--sink stdout`.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    topic: String,
+    key: String,
+    value: Value,
+}
+
+fn simulate(args: &[&str]) -> Output {
+    run(binary("simulate").args(args), LIMIT)
+}
+
+fn lines(output: &Output) -> Vec<Line> {
+    assert!(
+        output.status.success(),
+        "simulate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone())
+        .expect("NDJSON is UTF-8")
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("each line is JSON");
+            Line {
+                topic: v["topic"].as_str().unwrap().to_owned(),
+                key: v["key"].as_str().unwrap().to_owned(),
+                value: v["value"].take(),
+            }
+        })
+        .collect()
+}
+
+fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let a = ((p2 - p1) / 2.0).sin().powi(2)
+        + p1.cos() * p2.cos() * ((lon2 - lon1).to_radians() / 2.0).sin().powi(2);
+    2.0 * 6371.0 * a.sqrt().asin()
+}
+
+#[test]
+fn potsdam_to_leipzig_offline_is_coherent_and_reproducible() {
+    let args = [
+        "--from", "Potsdam", "--to", "Leipzig", "--speed", "max", "--sink", "stdout", "--seed", "7",
+    ];
+    let first = simulate(&args);
+    let events = lines(&first);
+
+    let topics: BTreeMap<&str, usize> = events.iter().fold(BTreeMap::new(), |mut m, l| {
+        *m.entry(l.topic.as_str()).or_default() += 1;
+        m
+    });
+    for (_, name) in Topics::default().iter() {
+        assert!(
+            topics.get(name).copied().unwrap_or(0) > 0,
+            "no {name} events: {topics:?}"
+        );
+    }
+    for l in &events {
+        assert_eq!(
+            l.value["device_id"].as_str(),
+            Some(l.key.as_str()),
+            "key is the device id"
+        );
+        assert_eq!(l.value["schema_version"], 1);
+        let kind = Topics::default().kind_of(&l.topic).unwrap();
+        let payload = serde_json::to_vec(&l.value).unwrap();
+        iot_model::decode(kind, &payload).expect("every event decodes and validates");
+    }
+
+    let mut gps: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for l in events.iter().filter(|l| l.topic == "gps_data") {
+        gps.entry(l.key.as_str()).or_default().push(&l.value);
+    }
+    assert_eq!(gps.len(), 3, "three vehicles by default");
+    let (potsdam, leipzig) = ((52.3906, 13.0645), (51.3397, 12.3731));
+    for (device, readings) in &gps {
+        let at = |v: &Value| (v["lat"].as_f64().unwrap(), v["lon"].as_f64().unwrap());
+        let (first_lat, first_lon) = at(readings[0]);
+        let (last_lat, last_lon) = at(readings[readings.len() - 1]);
+        assert!(
+            distance_km(first_lat, first_lon, potsdam.0, potsdam.1) < 5.0,
+            "{device} starts away from Potsdam"
+        );
+        assert!(
+            distance_km(last_lat, last_lon, leipzig.0, leipzig.1) < 5.0,
+            "{device} ends away from Leipzig"
+        );
+
+        let times: Vec<i64> = readings
+            .iter()
+            .map(|v| {
+                v["timestamp"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<iot_model::Timestamp>()
+                    .unwrap()
+                    .millis()
+            })
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "{device}: timestamps do not strictly increase"
+        );
+
+        let mut gaps: Vec<f64> = readings
+            .windows(2)
+            .zip(times.windows(2))
+            .filter(|(w, _)| w[1]["speed_kmh"].as_f64().unwrap() > 1.0)
+            .map(|(w, t)| {
+                let ((a_lat, a_lon), (b_lat, b_lon)) = (at(w[0]), at(w[1]));
+                let implied =
+                    distance_km(a_lat, a_lon, b_lat, b_lon) / ((t[1] - t[0]) as f64 / 3.6e6);
+                let reported = w[1]["speed_kmh"].as_f64().unwrap();
+                (implied - reported).abs() / reported
+            })
+            .collect();
+        gaps.sort_by(f64::total_cmp);
+        let median = gaps[gaps.len() / 2];
+        assert!(median < 0.10, "{device}: median speed gap {median}");
+    }
+
+    let again = simulate(&args);
+    assert_eq!(
+        first.stdout, again.stdout,
+        "the same seed must give the same bytes"
+    );
+    let other_seed = simulate(&[
+        "--from", "Potsdam", "--to", "Leipzig", "--speed", "max", "--sink", "stdout", "--seed", "8",
+    ]);
+    assert_ne!(
+        first.stdout, other_seed.stdout,
+        "another seed must give other events"
+    );
+}
+
+#[test]
+fn every_event_reaches_the_broker_once_keyed_by_device() {
+    let bootstrap = bootstrap();
+    let topics = unique_topics();
+    let common = [
+        "--from",
+        "Potsdam",
+        "--to",
+        "Leipzig",
+        "--vehicles",
+        "4",
+        "--duration",
+        "20m",
+        "--speed",
+        "max",
+        "--seed",
+        "11",
+        "--emergency-rate",
+        "6",
+    ];
+    let expected = lines(&simulate(&[&common[..], &["--sink", "stdout"]].concat()));
+
+    let mut args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+    args.extend(["--bootstrap-servers".into(), bootstrap.clone()]);
+    args.extend(topic_args(&topics));
+    let output = run(binary("simulate").args(&args), LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "simulate failed: {stderr}");
+    assert!(
+        stderr.contains(&format!("delivered {}, failed 0", expected.len())),
+        "{stderr}"
+    );
+
+    for (kind, topic) in topics.iter() {
+        let records = read_topic(&bootstrap, topic);
+        let default_name = kind.default_topic();
+        let want: Vec<&Line> = expected
+            .iter()
+            .filter(|l| l.topic == default_name)
+            .collect();
+        assert_eq!(records.len(), want.len(), "{topic}: message count");
+        assert!(
+            !records.is_empty() || kind == EventKind::Emergency,
+            "{topic} is empty"
+        );
+
+        // Per device, the broker holds exactly the generated events, in order.
+        let mut got_by_device: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut partition_of: HashMap<String, i32> = HashMap::new();
+        for r in &records {
+            let key = r.key.clone().expect("every message has a key");
+            let previous = partition_of.insert(key.clone(), r.partition);
+            assert!(
+                previous.is_none_or(|p| p == r.partition),
+                "{key} is spread over partitions"
+            );
+            got_by_device
+                .entry(key)
+                .or_default()
+                .push(serde_json::from_str(&r.payload).unwrap());
+        }
+        let mut want_by_device: HashMap<String, Vec<Value>> = HashMap::new();
+        for l in want {
+            want_by_device
+                .entry(l.key.clone())
+                .or_default()
+                .push(l.value.clone());
+        }
+        assert_eq!(
+            got_by_device, want_by_device,
+            "{topic}: contents or order differ"
+        );
+    }
+    assert_eq!(partition_count(&bootstrap, &topics.gps), 3);
+}
+
+#[test]
+fn existing_topics_are_left_as_they_are() {
+    let bootstrap = bootstrap();
+    let topics = unique_topics();
+    let mut args: Vec<String> = [
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "50",
+        "--speed",
+        "max",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--bootstrap-servers".into(), bootstrap.clone()]);
+    args.extend(topic_args(&topics));
+
+    let one_partition = [args.clone(), vec!["--partitions".into(), "1".into()]].concat();
+    assert!(
+        run(binary("simulate").args(&one_partition), LIMIT)
+            .status
+            .success()
+    );
+    let five_partitions = [args, vec!["--partitions".into(), "5".into()]].concat();
+    assert!(
+        run(binary("simulate").args(&five_partitions), LIMIT)
+            .status
+            .success()
+    );
+
+    assert_eq!(partition_count(&bootstrap, &topics.vehicle), 1);
+    assert_eq!(read_topic(&bootstrap, &topics.vehicle).len(), 50);
+}
+
+#[test]
+fn an_unknown_place_is_named_and_fails() {
+    let output = simulate(&["--from", "Atlantis", "--to", "Leipzig", "--sink", "stdout"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Atlantis"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn an_unreachable_broker_fails_quickly_and_says_where() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let output = simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Leipzig",
+        "--bootstrap-servers",
+        &address,
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&address) && stderr.contains("scripts/broker.sh start"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_generating_and_delivers_what_was_sent() {
+    use std::process::Stdio;
+
+    let bootstrap = bootstrap();
+    let topics = unique_topics();
+    let mut child = binary("simulate")
+        .args([
+            "--from",
+            "Potsdam",
+            "--to",
+            "Leipzig",
+            "--speed",
+            "120",
+            "--bootstrap-servers",
+            &bootstrap,
+        ])
+        .args(topic_args(&topics))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let output = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "simulate did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Interrupted:"), "{stderr}");
+
+    let delivered: usize = stderr
+        .split("delivered ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no delivery count in {stderr}"));
+    let stored: usize = topics
+        .iter()
+        .map(|(_, t)| read_topic(&bootstrap, t).len())
+        .sum();
+    assert!(delivered > 0);
+    assert_eq!(stored, delivered);
+}
