@@ -356,3 +356,47 @@ fn ctrl_c_stops_generating_and_delivers_what_was_sent() {
     assert!(delivered > 0);
     assert_eq!(stored, delivered);
 }
+
+#[test]
+fn settings_are_read_from_dot_env() {
+    // binary() runs in a fresh directory; a .env there must be read before the flags.
+    let mut command = binary("simulate");
+    let dir = command.get_current_dir().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join(".env"),
+        "SIMULATE_FROM=Atlantis\nSIMULATE_TO=Leipzig\nSIMULATE_SINK=stdout\n",
+    )
+    .unwrap();
+    let output = run(&mut command, LIMIT);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Atlantis"));
+}
+
+#[test]
+fn help_documents_every_variable_of_the_example_env() {
+    let help = run(binary("simulate").arg("--help"), LIMIT);
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example")).unwrap();
+    let variables: Vec<&str> = example
+        .lines()
+        .map(|l| l.trim_start_matches('#'))
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    assert!(variables.len() > 20, "{variables:?}");
+    for variable in variables {
+        assert!(
+            help.contains(variable),
+            "--help does not mention {variable}"
+        );
+    }
+    for status in [
+        "Exit status",
+        "0  every event was delivered",
+        "3  unknown place",
+    ] {
+        assert!(help.contains(status), "--help lacks {status:?}");
+    }
+}

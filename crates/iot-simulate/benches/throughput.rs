@@ -1,1 +1,179 @@
-fn main() {}
+//! Throughput of `simulate`, printed as figures: `cargo bench -p iot-simulate`, or
+//! `scripts/bench.sh`, which also starts a local broker for the delivery figure.
+//!
+//! 1. generation: stepping the fleet, events built in memory, no sink;
+//! 2. generation + JSON: the same, each event encoded as it would be sent;
+//! 3. delivery: events encoded and sent to the broker at `IOT_BENCH_BOOTSTRAP`,
+//!    until every delivery is confirmed. Skipped, with a note, when it is unset.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use iot_kafka::KafkaSettings;
+use iot_model::{Event, Topics};
+use iot_simulate::fleet::VehicleSpec;
+use iot_simulate::geo::GeoPoint;
+use iot_simulate::sink::{KafkaSink, Sink};
+use iot_simulate::{Simulation, SimulationOptions, Trip, offline};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const VEHICLES: usize = 500;
+
+fn simulation() -> Simulation {
+    let route = offline::route(
+        GeoPoint {
+            lat: 52.3906,
+            lon: 13.0645,
+        },
+        GeoPoint {
+            lat: 51.3397,
+            lon: 12.3731,
+        },
+    )
+    .expect("Potsdam and Leipzig are apart");
+    let mut rng = StdRng::seed_from_u64(1);
+    let trip = Trip {
+        route: Arc::new(route),
+        vehicles: (0..VEHICLES)
+            .map(|_| VehicleSpec::random(&mut rng))
+            .collect(),
+    };
+    let options = SimulationOptions {
+        stagger_ms: 1_000,
+        seed: 1,
+        ..SimulationOptions::default()
+    };
+    Simulation::new(&[trip], options)
+}
+
+/// Steps until `target` events are made, handing each batch to `each`.
+fn drive(target: usize, mut each: impl FnMut(&[Event])) -> (usize, f64) {
+    let mut simulation = simulation();
+    let mut events = Vec::with_capacity(4 * VEHICLES);
+    let mut made = 0;
+    let started = Instant::now();
+    while made < target {
+        events.clear();
+        if !simulation.step(&mut events) {
+            simulation = self::simulation();
+            continue;
+        }
+        each(&events);
+        made += events.len();
+    }
+    (made, started.elapsed().as_secs_f64())
+}
+
+fn report(label: &str, events: usize, secs: f64, extra: &str) {
+    println!(
+        "{label:<22} {:>12.0} events/s   ({events} events in {secs:.2} s{extra})",
+        events as f64 / secs
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing and
+    // expects a quick run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let n = if full { 5_000_000 } else { 20_000 };
+
+    let (made, secs) = drive(n, |events| {
+        std::hint::black_box(events);
+    });
+    report("generation", made, secs, "");
+
+    let mut payload = Vec::with_capacity(512);
+    let mut bytes = 0usize;
+    let (made, secs) = drive(n, |events| {
+        for e in events {
+            payload.clear();
+            e.encode(&mut payload);
+            bytes += payload.len();
+        }
+    });
+    let mb_s = bytes as f64 / secs / 1e6;
+    report(
+        "generation + JSON",
+        made,
+        secs,
+        &format!(", {mb_s:.0} MB/s, {} bytes/event", bytes / made.max(1)),
+    );
+
+    match std::env::var("IOT_BENCH_BOOTSTRAP") {
+        Ok(bootstrap) => deliver(&bootstrap, if full { 1_000_000 } else { 10_000 }),
+        Err(_) => println!(
+            "delivery               skipped: set IOT_BENCH_BOOTSTRAP to a broker (scripts/bench.sh does)"
+        ),
+    }
+}
+
+fn deliver(bootstrap: &str, n: usize) {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let settings = KafkaSettings {
+            bootstrap_servers: bootstrap.to_owned(),
+            ..KafkaSettings::default()
+        };
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let topics = Topics {
+            vehicle: format!("bench-{suffix}-vehicle"),
+            gps: format!("bench-{suffix}-gps"),
+            traffic_camera: format!("bench-{suffix}-traffic"),
+            weather: format!("bench-{suffix}-weather"),
+            emergency: format!("bench-{suffix}-emergency"),
+        };
+        let names: Vec<&str> = topics.iter().map(|(_, t)| t).collect();
+        settings
+            .ensure_topics(&names, 3, 1)
+            .await
+            .expect("the bench broker accepts new topics");
+        let mut sink = Sink::Kafka(KafkaSink::new(&settings).expect("producer settings are valid"));
+
+        let mut simulation = simulation();
+        let mut events = Vec::new();
+        let mut payload = Vec::with_capacity(512);
+        let mut sent = 0;
+        let cpu_before = cpu_seconds();
+        let started = Instant::now();
+        while sent < n && simulation.step(&mut events) {
+            for e in events.drain(..) {
+                payload.clear();
+                e.encode(&mut payload);
+                let key = e.device_id().hyphenated().to_string();
+                sink.send(topics.name(e.kind()), key.as_bytes(), &payload)
+                    .await
+                    .expect("Kafka sends do not fail with I/O errors");
+                sent += 1;
+            }
+        }
+        let report_ = sink
+            .finish()
+            .await
+            .expect("finishing a Kafka sink cannot fail");
+        let secs = started.elapsed().as_secs_f64();
+        let busy = cpu_seconds().zip(cpu_before).map(|(after, before)| (after - before) / secs * 100.0);
+        report(
+            "delivery (acks=all)",
+            report_.delivered as usize,
+            secs,
+            &format!(", {} failed, broker {bootstrap}", report_.failed),
+        );
+        if let Some(busy) = busy {
+            println!(
+                "  this process was busy {busy:.0}% of one core meanwhile (generation, JSON, librdkafka); \
+                 the rest of the time it waited for the broker"
+            );
+        }
+    });
+}
+
+/// CPU time (user + system) this process has used, from /proc on Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports in USER_HZ, which is 100 on every mainstream configuration.
+    Some(ticks / 100.0)
+}
