@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Prints the throughput figures: generation, generation + JSON, and delivery to a
-# local broker started for the purpose (and stopped afterwards).
+# Prints the throughput figures of simulate (generation, generation + JSON,
+# delivery) and load (decode + append, end to end, peak memory), against a local
+# broker started for the purpose and stopped afterwards. Release build: the first
+# run compiles DuckDB with optimisations (about 30 minutes).
+# IOT_BENCH_BACKLOG sets the end-to-end backlog (default 1,000,000 messages).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,4 +20,4 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/broker.sh start
-IOT_BENCH_BOOTSTRAP=127.0.0.1:$BROKER_PORT cargo bench -p iot-simulate --bench throughput
+IOT_BENCH_BOOTSTRAP=127.0.0.1:$BROKER_PORT cargo bench -p iot-simulate -p iot-load

@@ -215,3 +215,77 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
         buf
     })
 }
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("iot-tests-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    dir
+}
+
+/// Writes `messages` (key, payload) to `topic` and waits until all are stored.
+pub fn produce(bootstrap: &str, topic: &str, messages: &[(Option<&str>, Option<&[u8]>)]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer config is valid");
+    for (key, payload) in messages {
+        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).partition(0);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record)
+            .map_err(|(e, _)| e)
+            .expect("the message is queued");
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("every message is delivered");
+}
+
+/// Creates `topic` with `partitions` partitions.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let settings = KafkaSettings {
+        bootstrap_servers: bootstrap.into(),
+        ..KafkaSettings::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime
+        .block_on(settings.ensure_topics(&[topic], partitions, 1))
+        .expect("the topic can be created");
+}
+
+/// The first column of the first row of `sql`, run read-only on the DuckDB file.
+pub fn query_i64(path: &std::path::Path, sql: &str) -> i64 {
+    let conn = duckdb::Connection::open_in_memory().expect("an in-memory database");
+    let attach = format!(
+        "ATTACH '{}' AS store (READ_ONLY); USE store;",
+        path.display()
+    );
+    conn.execute_batch(&attach)
+        .expect("the database file opens");
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every row of a one-column text query, run read-only on the DuckDB file.
+pub fn query_strings(path: &std::path::Path, sql: &str) -> Vec<String> {
+    let conn = duckdb::Connection::open_in_memory().expect("an in-memory database");
+    let attach = format!(
+        "ATTACH '{}' AS store (READ_ONLY); USE store;",
+        path.display()
+    );
+    conn.execute_batch(&attach)
+        .expect("the database file opens");
+    let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}

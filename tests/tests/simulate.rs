@@ -374,9 +374,14 @@ fn settings_are_read_from_dot_env() {
 
 #[test]
 fn help_documents_every_variable_of_the_example_env() {
-    let help = run(binary("simulate").arg("--help"), LIMIT);
-    assert!(help.status.success());
-    let help = String::from_utf8_lossy(&help.stdout);
+    let simulate = run(binary("simulate").arg("--help"), LIMIT);
+    let load = run(binary("load").arg("--help"), LIMIT);
+    assert!(simulate.status.success() && load.status.success());
+    let help = format!(
+        "{}{}",
+        String::from_utf8_lossy(&simulate.stdout),
+        String::from_utf8_lossy(&load.stdout)
+    );
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example")).unwrap();
     let variables: Vec<&str> = example

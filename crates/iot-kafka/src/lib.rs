@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use iot_model::Topics;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -241,7 +242,7 @@ pub struct KafkaArgs {
 
     /// How long to wait for the broker to answer before giving up (e.g. 10s, 1m).
     #[arg(long, env = "KAFKA_TIMEOUT", value_name = "DURATION", default_value = "10s",
-          value_parser = humantime_duration)]
+          value_parser = iot_cli::parse_duration)]
     pub kafka_timeout: Duration,
 }
 
@@ -263,8 +264,45 @@ impl KafkaArgs {
     }
 }
 
+/// Topic names; the variables are those of the Python pipeline.
+#[derive(Debug, clap::Args)]
+pub struct TopicArgs {
+    /// Topic for vehicle readings.
+    #[arg(long, env = "VEHICLE_TOPIC", default_value = "vehicle_data", value_name = "TOPIC",
+          value_parser = topic_name)]
+    pub vehicle_topic: String,
+    /// Topic for GPS readings.
+    #[arg(long, env = "GPS_TOPIC", default_value = "gps_data", value_name = "TOPIC",
+          value_parser = topic_name)]
+    pub gps_topic: String,
+    /// Topic for traffic camera events.
+    #[arg(long, env = "TRAFFIC_TOPIC", default_value = "traffic_data", value_name = "TOPIC",
+          value_parser = topic_name)]
+    pub traffic_topic: String,
+    /// Topic for weather readings.
+    #[arg(long, env = "WEATHER_TOPIC", default_value = "weather_data", value_name = "TOPIC",
+          value_parser = topic_name)]
+    pub weather_topic: String,
+    /// Topic for emergency events.
+    #[arg(long, env = "EMERGENCY_TOPIC", default_value = "emergency_data", value_name = "TOPIC",
+          value_parser = topic_name)]
+    pub emergency_topic: String,
+}
+
+impl TopicArgs {
+    pub fn topics(&self) -> Topics {
+        Topics {
+            vehicle: self.vehicle_topic.clone(),
+            gps: self.gps_topic.clone(),
+            traffic_camera: self.traffic_topic.clone(),
+            weather: self.weather_topic.clone(),
+            emergency: self.emergency_topic.clone(),
+        }
+    }
+}
+
 /// The flag's value, or else the variable the dlt pipeline used for it.
-fn or_env(value: &Option<String>, dlt_suffix: &str) -> Option<String> {
+pub fn or_env(value: &Option<String>, dlt_suffix: &str) -> Option<String> {
     value
         .clone()
         .or_else(|| non_empty_env(&format!("SOURCES__KAFKA__CREDENTIALS__{dlt_suffix}")))
@@ -299,11 +337,6 @@ pub fn topic_name(text: &str) -> Result<String, String> {
             "{text:?} is not a Kafka topic name (1-249 characters of a-z, A-Z, 0-9, '.', '_', '-')"
         ))
     }
-}
-
-/// Parses durations such as `500ms`, `10s` or `1h 30m`.
-pub fn humantime_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m, 1h)"))
 }
 
 #[cfg(test)]

@@ -7,6 +7,22 @@ use uuid::Uuid;
 
 use crate::{EventKind, Timestamp};
 
+/// `as_str()` for a unit enum: its JSON name, for tables and messages. The tests
+/// check that each name is what serde writes.
+macro_rules! wire_names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+    };
+}
+
 /// Where a trip's route came from: the OpenRouteService API or the offline
 /// generator used when no API key is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +32,8 @@ pub enum RouteSource {
     Offline,
 }
 
+wire_names!(RouteSource { Ors => "ors", Offline => "offline" });
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FuelType {
@@ -24,6 +42,8 @@ pub enum FuelType {
     Hybrid,
     Electric,
 }
+
+wire_names!(FuelType { Petrol => "petrol", Diesel => "diesel", Hybrid => "hybrid", Electric => "electric" });
 
 /// A vehicle's own report, once a tick: where it is, how fast, and its meters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +113,8 @@ pub enum WeatherCondition {
     Snow,
 }
 
+wire_names!(WeatherCondition { Clear => "clear", Cloudy => "cloudy", Fog => "fog", Rain => "rain", Snow => "snow" });
+
 /// Weather where the vehicle is, once a minute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeatherReading {
@@ -123,12 +145,22 @@ pub enum IncidentType {
     Police,
 }
 
+wire_names!(IncidentType {
+    Accident => "accident",
+    Breakdown => "breakdown",
+    Fire => "fire",
+    Medical => "medical",
+    Police => "police",
+});
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     Active,
     Resolved,
 }
+
+wire_names!(IncidentStatus { Active => "active", Resolved => "resolved" });
 
 /// One step in an incident's life: reported `active`, later `resolved`, both under
 /// the same `incident_id` and at the incident's position.
@@ -202,5 +234,37 @@ impl Event {
         // non-string keys. Non-finite floats are written as `null`, which the
         // loader then rejects into its dead-letter table.
         written.expect("serialising an event into memory cannot fail");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_name<T: Serialize>(value: T) -> String {
+        serde_json::to_value(value)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn wire_names_are_what_serde_writes() {
+        for &v in RouteSource::ALL {
+            assert_eq!(v.as_str(), serde_name(v));
+        }
+        for &v in FuelType::ALL {
+            assert_eq!(v.as_str(), serde_name(v));
+        }
+        for &v in WeatherCondition::ALL {
+            assert_eq!(v.as_str(), serde_name(v));
+        }
+        for &v in IncidentType::ALL {
+            assert_eq!(v.as_str(), serde_name(v));
+        }
+        for &v in IncidentStatus::ALL {
+            assert_eq!(v.as_str(), serde_name(v));
+        }
     }
 }

@@ -12,7 +12,6 @@ pub mod offline;
 pub mod ors;
 pub mod plan;
 pub mod route;
-pub mod shutdown;
 pub mod simulation;
 pub mod sink;
 pub mod weather;
@@ -20,6 +19,7 @@ pub mod weather;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use iot_cli::Shutdown;
 use iot_kafka::{KafkaError, KafkaSettings};
 use iot_model::{Event, EventKind, Topics};
 use rand::SeedableRng;
@@ -29,7 +29,6 @@ use crate::fleet::{FleetFileError, TripPlan};
 use crate::gazetteer::Gazetteer;
 use crate::ors::{OrsClient, OrsOptions};
 use crate::plan::PlanError;
-pub use crate::shutdown::Shutdown;
 pub use crate::simulation::{Simulation, SimulationOptions, Trip};
 use crate::sink::{KafkaSink, Sink, StdoutSink};
 

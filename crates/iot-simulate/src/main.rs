@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use iot_kafka::{KafkaArgs, humantime_duration};
-use iot_model::{Timestamp, Topics};
+use iot_cli::Shutdown;
+use iot_cli::parse_duration;
+use iot_kafka::KafkaArgs;
+use iot_model::Timestamp;
 use iot_simulate::fleet::{TripPlan, read_fleet_file};
 use iot_simulate::ors::OrsOptions;
-use iot_simulate::{Options, Shutdown, SimulationOptions, SinkKind, Speed, exit};
+use iot_simulate::{Options, SimulationOptions, SinkKind, Speed, exit};
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -78,7 +80,7 @@ struct Cli {
 
     /// Stop after this much simulated time (e.g. 30m, 2h). Default: when every
     /// vehicle has arrived.
-    #[arg(long, env = "SIMULATE_DURATION", value_name = "DURATION", value_parser = humantime_duration)]
+    #[arg(long, env = "SIMULATE_DURATION", value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
 
     /// Stop after this many events.
@@ -92,17 +94,17 @@ struct Cli {
 
     /// Simulated time between two readings of a vehicle.
     #[arg(long, env = "SIMULATE_TICK", default_value = "1s", value_name = "DURATION",
-          value_parser = humantime_duration)]
+          value_parser = parse_duration)]
     tick: Duration,
 
     /// Time between the departures of vehicles on the same route.
     #[arg(long, env = "SIMULATE_STAGGER", default_value = "1m", value_name = "DURATION",
-          value_parser = humantime_duration)]
+          value_parser = parse_duration)]
     stagger: Duration,
 
     /// Time between two weather readings of a vehicle.
     #[arg(long, env = "SIMULATE_WEATHER_INTERVAL", default_value = "1m", value_name = "DURATION",
-          value_parser = humantime_duration)]
+          value_parser = parse_duration)]
     weather_interval: Duration,
 
     /// Emergencies per vehicle per hour of driving.
@@ -140,7 +142,7 @@ struct Cli {
     ors_cache_dir: Option<PathBuf>,
 
     #[command(flatten)]
-    topics: TopicArgs,
+    topics: iot_kafka::TopicArgs,
 
     /// Partitions of the topics simulate creates (existing topics are left alone).
     #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 3, value_name = "N",
@@ -162,31 +164,6 @@ enum SinkArg {
     Stdout,
 }
 
-/// Topic names; the variables are those of the Python pipeline.
-#[derive(Debug, clap::Args)]
-struct TopicArgs {
-    /// Topic for vehicle readings.
-    #[arg(long, env = "VEHICLE_TOPIC", default_value = "vehicle_data", value_name = "TOPIC",
-          value_parser = iot_kafka::topic_name)]
-    vehicle_topic: String,
-    /// Topic for GPS readings.
-    #[arg(long, env = "GPS_TOPIC", default_value = "gps_data", value_name = "TOPIC",
-          value_parser = iot_kafka::topic_name)]
-    gps_topic: String,
-    /// Topic for traffic camera events.
-    #[arg(long, env = "TRAFFIC_TOPIC", default_value = "traffic_data", value_name = "TOPIC",
-          value_parser = iot_kafka::topic_name)]
-    traffic_topic: String,
-    /// Topic for weather readings.
-    #[arg(long, env = "WEATHER_TOPIC", default_value = "weather_data", value_name = "TOPIC",
-          value_parser = iot_kafka::topic_name)]
-    weather_topic: String,
-    /// Topic for emergency events.
-    #[arg(long, env = "EMERGENCY_TOPIC", default_value = "emergency_data", value_name = "TOPIC",
-          value_parser = iot_kafka::topic_name)]
-    emergency_topic: String,
-}
-
 fn parse_speed(text: &str) -> Result<Speed, String> {
     if text.eq_ignore_ascii_case("max") {
         return Ok(Speed::Max);
@@ -203,15 +180,12 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
 }
 
 fn main() -> ExitCode {
-    // Variables already set win over the file; a missing file is fine.
-    if let Err(e) = dotenvy::dotenv()
-        && !e.not_found()
-    {
-        eprintln!("error: cannot read .env: {e}");
+    if let Err(e) = iot_cli::load_dotenv() {
+        eprintln!("error: {e}");
         return ExitCode::from(exit::USAGE);
     }
     let cli = Cli::parse();
-    init_logging();
+    iot_cli::init_logging();
     let options = match options(cli) {
         Ok(options) => options,
         Err(e) => {
@@ -287,13 +261,7 @@ fn options(cli: Cli) -> Result<Options, iot_simulate::SimulateError> {
             SinkArg::Stdout => SinkKind::Stdout,
         },
         kafka: cli.kafka.settings(),
-        topics: Topics {
-            vehicle: cli.topics.vehicle_topic,
-            gps: cli.topics.gps_topic,
-            traffic_camera: cli.topics.traffic_topic,
-            weather: cli.topics.weather_topic,
-            emergency: cli.topics.emergency_topic,
-        },
+        topics: cli.topics.topics(),
         partitions: cli.partitions,
         replication_factor: cli.replication_factor,
         progress: cli.progress.unwrap_or(defaults.progress),
@@ -305,15 +273,4 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("iot-streaming").join("ors"))
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
 }

@@ -1,0 +1,225 @@
+//! Throughput of `load`, printed as figures: `cargo bench -p iot-load`, or
+//! `scripts/bench.sh`, which also starts a local broker.
+//!
+//! 1. decode + append: JSON payloads decoded, validated and appended to a DuckDB
+//!    file in transactional batches, no broker involved;
+//! 2. end to end: a backlog produced to the broker at `IOT_BENCH_BOOTSTRAP`, then
+//!    loaded by a child process, whose peak RSS is reported too. Skipped when unset.
+//!    `IOT_BENCH_BACKLOG` sets its size (default 1,000,000; the figure is
+//!    for 5,000,000).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use iot_cli::Shutdown;
+use iot_kafka::KafkaSettings;
+use iot_load::batch::{Batch, BatchPolicy};
+use iot_load::destination::duckdb::{DuckDb, DuckDbOptions};
+use iot_load::destination::{Destination, LoadRecord};
+use iot_load::{DestinationOptions, Options};
+use iot_model::{EventKind, Timestamp, Topics};
+use iot_simulate::fleet::VehicleSpec;
+use iot_simulate::geo::GeoPoint;
+use iot_simulate::sink::{KafkaSink, Sink};
+use iot_simulate::{Simulation, SimulationOptions, Trip, offline};
+use rand::SeedableRng;
+
+/// `n` encoded events as (kind, key, payload), from a fleet of 500.
+fn payloads(n: usize) -> Vec<(EventKind, String, Vec<u8>)> {
+    let route = offline::route(
+        GeoPoint {
+            lat: 52.3906,
+            lon: 13.0645,
+        },
+        GeoPoint {
+            lat: 51.3397,
+            lon: 12.3731,
+        },
+    )
+    .expect("two distinct places");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let trip = Trip {
+        route: Arc::new(route),
+        vehicles: (0..500).map(|_| VehicleSpec::random(&mut rng)).collect(),
+    };
+    let options = SimulationOptions {
+        stagger_ms: 1_000,
+        seed: 1,
+        ..SimulationOptions::default()
+    };
+    let mut simulation = Simulation::new(&[trip], options);
+    let mut events = Vec::new();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n && simulation.step(&mut events) {
+        for e in events.drain(..) {
+            let mut payload = Vec::with_capacity(400);
+            e.encode(&mut payload);
+            out.push((e.kind(), e.device_id().to_string(), payload));
+        }
+    }
+    out.truncate(n);
+    out
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() {
+    if let Ok(bootstrap) = std::env::var("IOT_BENCH_CHILD_LOAD") {
+        return load_child(&bootstrap);
+    }
+    let full = std::env::args().any(|a| a == "--bench");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(decode_and_append(if full { 1_000_000 } else { 20_000 }));
+    match std::env::var("IOT_BENCH_BOOTSTRAP") {
+        Ok(bootstrap) => {
+            let backlog = std::env::var("IOT_BENCH_BACKLOG")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(if full { 1_000_000 } else { 10_000 });
+            runtime.block_on(end_to_end(&bootstrap, backlog));
+        }
+        Err(_) => println!(
+            "end to end             skipped: set IOT_BENCH_BOOTSTRAP to a broker (scripts/bench.sh does)"
+        ),
+    }
+}
+
+async fn decode_and_append(n: usize) {
+    let input = payloads(n);
+    let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let topics = Topics::default();
+    let mut duck = DuckDb::new(
+        DuckDbOptions {
+            path: dir.join("bench.duckdb"),
+            ..DuckDbOptions::default()
+        },
+        topics.clone(),
+    );
+    let mut load = LoadRecord::new("bench".into(), Timestamp::now());
+    let policy = BatchPolicy::default();
+    let started = Instant::now();
+    let mut batch = Batch::default();
+    for (offset, (kind, key, payload)) in input.iter().enumerate() {
+        let meta = iot_load::batch::KafkaMeta {
+            partition: 0,
+            offset: offset as i64,
+            timestamp: None,
+            key: Some(key.clone()),
+        };
+        batch.add(&topics, topics.name(*kind), meta, Some(payload));
+        if batch.len() >= policy.max_messages {
+            load.add(&batch);
+            duck.commit(&batch, &load)
+                .await
+                .expect("the bench file is writable");
+            batch = Batch::default();
+        }
+    }
+    load.add(&batch);
+    duck.commit(&batch, &load)
+        .await
+        .expect("the bench file is writable");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "decode + append        {:>10.0} rows/s   ({} rows in {secs:.2} s, batches of {})",
+        n as f64 / secs,
+        load.total_rows(),
+        policy.max_messages
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn end_to_end(bootstrap: &str, backlog: usize) {
+    let settings = KafkaSettings {
+        bootstrap_servers: bootstrap.into(),
+        ..KafkaSettings::default()
+    };
+    let topics = bench_topics();
+    let names: Vec<&str> = topics.iter().map(|(_, t)| t).collect();
+    settings
+        .ensure_topics(&names, 3, 1)
+        .await
+        .expect("topics can be created");
+    let mut sink = Sink::Kafka(KafkaSink::new(&settings).expect("producer settings"));
+    for (kind, key, payload) in payloads(backlog) {
+        sink.send(topics.name(kind), key.as_bytes(), &payload)
+            .await
+            .expect("Kafka sends do not fail with I/O errors");
+    }
+    let report = sink
+        .finish()
+        .await
+        .expect("finishing a Kafka sink cannot fail");
+    assert_eq!(
+        report.failed, 0,
+        "the backlog was not fully produced: {:?}",
+        report.first_error
+    );
+
+    // Load in a child process, so that its peak memory is the loader's alone.
+    let started = Instant::now();
+    let output = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .env("IOT_BENCH_CHILD_LOAD", bootstrap)
+        .env(
+            "IOT_BENCH_TOPIC_PREFIX",
+            &topics.vehicle[..topics.vehicle.len() - "vehicle".len()],
+        )
+        .output()
+        .expect("the bench can run itself");
+    let secs = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout);
+    println!(
+        "end to end             {:>10.0} rows/s   ({backlog} messages from broker {bootstrap} in {secs:.2} s; {})",
+        backlog as f64 / secs,
+        text.trim()
+    );
+}
+
+fn bench_topics() -> Topics {
+    let prefix = std::env::var("IOT_BENCH_TOPIC_PREFIX").unwrap_or_else(|_| {
+        format!(
+            "loadbench-{}-",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
+    Topics {
+        vehicle: format!("{prefix}vehicle"),
+        gps: format!("{prefix}gps"),
+        traffic_camera: format!("{prefix}traffic"),
+        weather: format!("{prefix}weather"),
+        emergency: format!("{prefix}emergency"),
+    }
+}
+
+fn load_child(bootstrap: &str) {
+    let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let options = Options {
+        destination: DestinationOptions::DuckDb(DuckDbOptions {
+            path: dir.join("bench.duckdb"),
+            ..DuckDbOptions::default()
+        }),
+        kafka: KafkaSettings {
+            bootstrap_servers: bootstrap.into(),
+            ..KafkaSettings::default()
+        },
+        topics: bench_topics(),
+        ..Options::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let summary = runtime
+        .block_on(iot_load::run(options, Shutdown::default()))
+        .expect("the bench load succeeds");
+    println!(
+        "{} rows loaded, peak RSS {:.0} MB",
+        summary.load.total_rows(),
+        peak_rss_mb().unwrap_or(f64::NAN)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,306 @@
+//! A batch: the messages read since the last commit, decoded into rows or set aside
+//! as dead letters, and the offset range they cover per partition. A destination
+//! writes all of it, next offsets included, in one transaction.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use iot_model::{Event, EventKind, Timestamp, Topics};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::columns::model_columns;
+
+/// Where a message came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaMeta {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<Timestamp>,
+    pub key: Option<String>,
+}
+
+/// A valid event, ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub kafka: KafkaMeta,
+    pub event: Event,
+    /// Fields the model does not know, as a JSON object.
+    pub extra: Option<String>,
+}
+
+/// A message that could not be loaded, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub kafka: KafkaMeta,
+    pub payload: Vec<u8>,
+    pub error: String,
+}
+
+/// The offsets of one partition a batch covers: `first` to `next - 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRange {
+    pub first: i64,
+    pub next: i64,
+}
+
+pub type PartitionKey = (String, i32);
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    rows: [Vec<Row>; 5],
+    dead_letters: Vec<DeadLetter>,
+    ranges: BTreeMap<PartitionKey, OffsetRange>,
+    opened: Option<Instant>,
+    messages: usize,
+}
+
+impl Batch {
+    /// Decodes a message into a row, or a dead letter, and extends its partition's range.
+    pub fn add(&mut self, topics: &Topics, topic: &str, kafka: KafkaMeta, payload: Option<&[u8]>) {
+        self.opened.get_or_insert_with(Instant::now);
+        self.messages += 1;
+        let range = self
+            .ranges
+            .entry((topic.to_owned(), kafka.partition))
+            .or_insert(OffsetRange {
+                first: kafka.offset,
+                next: kafka.offset,
+            });
+        range.next = range.next.max(kafka.offset + 1);
+
+        let Some(kind) = topics.kind_of(topic) else {
+            return self.reject(
+                topic,
+                kafka,
+                payload,
+                format!("topic {topic} is not one of the five event topics"),
+            );
+        };
+        let Some(payload) = payload else {
+            return self.reject(topic, kafka, None, "the message has no payload".into());
+        };
+        match decode(kind, payload) {
+            Ok((event, extra)) => self.rows[kind as usize].push(Row {
+                kafka,
+                event,
+                extra,
+            }),
+            Err(error) => self.reject(topic, kafka, Some(payload), error),
+        }
+    }
+
+    fn reject(&mut self, topic: &str, kafka: KafkaMeta, payload: Option<&[u8]>, error: String) {
+        self.dead_letters.push(DeadLetter {
+            topic: topic.to_owned(),
+            kafka,
+            payload: payload.unwrap_or_default().to_vec(),
+            error,
+        });
+    }
+
+    /// Rows of one kind, in the order they were read.
+    pub fn rows(&self, kind: EventKind) -> &[Row] {
+        &self.rows[kind as usize]
+    }
+
+    pub fn dead_letters(&self) -> &[DeadLetter] {
+        &self.dead_letters
+    }
+
+    /// The offsets covered, per partition.
+    pub fn ranges(&self) -> &BTreeMap<PartitionKey, OffsetRange> {
+        &self.ranges
+    }
+
+    /// Messages taken, rows and dead letters together.
+    pub fn len(&self) -> usize {
+        self.messages
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// Time since the first message was taken.
+    pub fn age(&self, now: Instant) -> Duration {
+        self.opened
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+    }
+}
+
+/// When a batch is complete: enough messages, or its oldest has waited long enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    pub max_messages: usize,
+    pub max_age: Duration,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            max_messages: 50_000,
+            max_age: Duration::from_secs(5),
+        }
+    }
+}
+
+impl BatchPolicy {
+    pub fn should_complete(&self, batch: &Batch, now: Instant) -> bool {
+        !batch.is_empty() && (batch.len() >= self.max_messages || batch.age(now) >= self.max_age)
+    }
+}
+
+/// Decodes and validates a payload; returns the event and the fields the model does
+/// not know, as a JSON object, if there are any.
+pub fn decode(kind: EventKind, payload: &[u8]) -> Result<(Event, Option<String>), String> {
+    let event = iot_model::decode(kind, payload).map_err(|e| e.to_string())?;
+    let extra = unknown_fields(kind, payload)?;
+    Ok((event, extra))
+}
+
+/// The top-level fields of a JSON object that are not columns of `kind`, copied
+/// verbatim. Reads keys and skips values without building them.
+fn unknown_fields(kind: EventKind, payload: &[u8]) -> Result<Option<String>, String> {
+    struct Unknown<'k>(&'k [crate::columns::Column]);
+
+    impl<'de> Visitor<'de> for Unknown<'_> {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut extra: Option<String> = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let value: &'de RawValue = map.next_value()?;
+                if self.0.iter().any(|c| c.name == key) {
+                    continue;
+                }
+                let out = extra.get_or_insert_with(|| String::from("{"));
+                if out.len() > 1 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(&key).map_err(de::Error::custom)?);
+                out.push(':');
+                out.push_str(value.get());
+            }
+            Ok(extra.map(|mut s| {
+                s.push('}');
+                s
+            }))
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(payload);
+    deserializer
+        .deserialize_map(Unknown(model_columns(kind)))
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GPS: &str = r#"{"schema_version":1,"id":"6f1c2f9e-6a59-4f0e-9a43-2f1d1f0c9b11","device_id":"0d7c6b8a-1f2e-4d3c-8b7a-6f5e4d3c2b1a","trip_id":"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d","timestamp":"2026-11-26T09:30:00.250Z","lat":52.39,"lon":13.06,"speed_kmh":48.2,"heading_deg":181.5,"accuracy_m":3.0}"#;
+
+    fn meta(offset: i64) -> KafkaMeta {
+        KafkaMeta {
+            partition: 0,
+            offset,
+            timestamp: None,
+            key: Some("k".into()),
+        }
+    }
+
+    #[test]
+    fn keeps_unknown_fields_verbatim() {
+        let extended = GPS.replacen('{', r#"{"satellites":9,"fix":{"mode":"3d"},"#, 1);
+        let (_, extra) = decode(EventKind::Gps, extended.as_bytes()).unwrap();
+        assert_eq!(
+            extra.as_deref(),
+            Some(r#"{"satellites":9,"fix":{"mode":"3d"}}"#)
+        );
+        let (_, none) = decode(EventKind::Gps, GPS.as_bytes()).unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn sorts_messages_into_rows_and_dead_letters() {
+        let topics = Topics::default();
+        let mut batch = Batch::default();
+        batch.add(&topics, "gps_data", meta(7), Some(GPS.as_bytes()));
+        batch.add(&topics, "gps_data", meta(8), Some(b"{not json"));
+        batch.add(
+            &topics,
+            "gps_data",
+            meta(9),
+            Some(&GPS.replace("52.39", "123.0").into_bytes()),
+        );
+        batch.add(&topics, "gps_data", meta(10), Some(b"\xff\xfe"));
+        batch.add(&topics, "gps_data", meta(11), None);
+        batch.add(&topics, "somebody_elses", meta(3), Some(GPS.as_bytes()));
+
+        assert_eq!(batch.len(), 6);
+        assert_eq!(batch.rows(EventKind::Gps).len(), 1);
+        let errors: Vec<&str> = batch
+            .dead_letters()
+            .iter()
+            .map(|d| d.error.as_str())
+            .collect();
+        assert_eq!(errors.len(), 5);
+        assert!(
+            errors[0].contains("not a valid gps_data event"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].contains("`lat` is 123"), "{}", errors[1]);
+        assert!(errors[2].contains("not UTF-8"), "{}", errors[2]);
+        assert!(errors[3].contains("no payload"), "{}", errors[3]);
+        assert!(errors[4].contains("somebody_elses"), "{}", errors[4]);
+        assert_eq!(batch.dead_letters()[2].payload, b"\xff\xfe");
+
+        let gps = batch.ranges()[&("gps_data".to_owned(), 0)];
+        assert_eq!(gps, OffsetRange { first: 7, next: 12 });
+        assert_eq!(
+            batch.ranges()[&("somebody_elses".to_owned(), 0)],
+            OffsetRange { first: 3, next: 4 }
+        );
+    }
+
+    #[test]
+    fn completes_on_size_or_age() {
+        let policy = BatchPolicy {
+            max_messages: 2,
+            max_age: Duration::from_secs(5),
+        };
+        let topics = Topics::default();
+        let mut batch = Batch::default();
+        let now = Instant::now();
+        assert!(
+            !policy.should_complete(&batch, now + Duration::from_secs(60)),
+            "an empty batch never completes"
+        );
+        batch.add(&topics, "gps_data", meta(1), Some(GPS.as_bytes()));
+        assert!(!policy.should_complete(&batch, Instant::now()));
+        assert!(policy.should_complete(&batch, Instant::now() + Duration::from_secs(6)));
+        batch.add(&topics, "gps_data", meta(2), Some(GPS.as_bytes()));
+        assert!(policy.should_complete(&batch, Instant::now()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_become_a_row_or_a_dead_letter(payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let topics = Topics::default();
+            let mut batch = Batch::default();
+            for (_, topic) in topics.iter() {
+                batch.add(&topics, topic, meta(1), Some(&payload));
+            }
+            let rows: usize = EventKind::ALL.iter().map(|&k| batch.rows(k).len()).sum();
+            proptest::prop_assert_eq!(rows + batch.dead_letters().len(), 5);
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! DuckDB: one file (default `iot_service.duckdb`), one schema per dataset, a table
+//! per event kind plus `_kafka_offsets`, `_dead_letters` and `_loads`, and views for
+//! the questions people ask first.
+//!
+//! DuckDB lets one process write a file at a time, and DBeaver keeps it open while
+//! connected. So the loader opens the file only to write a batch, and while another
+//! program holds it, waits with backoff up to the lock timeout. The file is attached
+//! with an explicit storage version, so that DBeaver's (older) DuckDB can read it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use duckdb::types::{TimeUnit, ToSqlOutput, Value, ValueRef};
+use duckdb::{Connection, ToSql, appender_params_from_iter, params};
+use iot_model::{EventKind, Timestamp, Topics};
+
+use super::{Destination, DestinationError, LoadRecord, StoredOffsets};
+use crate::batch::Batch;
+use crate::columns::{Cell, Column, ColumnType, all_columns, cells};
+
+/// The storage format written by default: readable by DuckDB 1.4 and later, which
+/// current DBeaver drivers bundle.
+pub const DEFAULT_STORAGE_VERSION: &str = "v1.4.0";
+
+#[derive(Debug, Clone)]
+pub struct DuckDbOptions {
+    /// The database file; created if missing.
+    pub path: PathBuf,
+    /// Schema the tables live in (the dataset name).
+    pub schema: String,
+    /// Storage format of a new file, e.g. `v1.4.0`.
+    pub storage_version: String,
+    /// How long to wait for another program to release the file.
+    pub lock_timeout: Duration,
+}
+
+impl Default for DuckDbOptions {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("iot_service.duckdb"),
+            schema: "iot_stream".into(),
+            storage_version: DEFAULT_STORAGE_VERSION.into(),
+            lock_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct DuckDb {
+    options: DuckDbOptions,
+    topics: Topics,
+    /// Set once the tables and views exist and match the model, in this run.
+    schema_ready: bool,
+}
+
+impl DuckDb {
+    pub fn new(options: DuckDbOptions, topics: Topics) -> Self {
+        Self {
+            options,
+            topics,
+            schema_ready: false,
+        }
+    }
+
+    fn path(&self) -> String {
+        self.options.path.display().to_string()
+    }
+
+    /// Opens the file, waiting while another process holds it, and makes sure the
+    /// tables are there.
+    async fn open(&mut self) -> Result<Connection, DestinationError> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.try_open() {
+                Err(e @ DestinationError::Locked { .. }) => {
+                    if started.elapsed() + wait > self.options.lock_timeout {
+                        return Err(e);
+                    }
+                    tracing::warn!(file = %self.path(), retry_in_ms = wait.as_millis() as u64, "database file is locked by another program; waiting");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+                Ok(conn) => {
+                    if !self.schema_ready {
+                        self.create_schema(&conn)?;
+                        self.schema_ready = true;
+                    }
+                    return Ok(conn);
+                }
+            }
+        }
+    }
+
+    fn try_open(&self) -> Result<Connection, DestinationError> {
+        let open_error = |e: duckdb::Error| DestinationError::Open {
+            path: self.path(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open_in_memory().map_err(open_error)?;
+        let attach = format!(
+            "ATTACH {} AS store (STORAGE_VERSION {}); USE store;",
+            literal(&self.path()),
+            literal(&self.options.storage_version)
+        );
+        conn.execute_batch(&attach).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("Could not set lock") || text.contains("Conflicting lock") {
+                DestinationError::Locked {
+                    path: self.path(),
+                    holder: lock_holder(&text),
+                }
+            } else {
+                open_error(e)
+            }
+        })?;
+        Ok(conn)
+    }
+
+    fn create_schema(&self, conn: &Connection) -> Result<(), DestinationError> {
+        let s = ident(&self.options.schema);
+        let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {s};\n");
+        for kind in EventKind::ALL {
+            sql += &create_table(&s, kind.default_topic(), all_columns(kind));
+        }
+        sql += &format!(
+            "CREATE TABLE IF NOT EXISTS {s}._kafka_offsets (
+                topic VARCHAR NOT NULL, \"partition\" INTEGER NOT NULL, next_offset BIGINT NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL, load_id VARCHAR NOT NULL,
+                PRIMARY KEY (topic, \"partition\"));
+             CREATE TABLE IF NOT EXISTS {s}._dead_letters (
+                topic VARCHAR, \"partition\" INTEGER, \"offset\" BIGINT, \"key\" VARCHAR,
+                payload BLOB, payload_text VARCHAR, error VARCHAR,
+                kafka_timestamp TIMESTAMPTZ, failed_at TIMESTAMPTZ, load_id VARCHAR);
+             CREATE TABLE IF NOT EXISTS {s}._loads (
+                load_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+                status VARCHAR, rows_loaded BIGINT, rows_per_table VARCHAR, dead_letters BIGINT,
+                offsets VARCHAR, gaps VARCHAR, error VARCHAR);\n"
+        );
+        conn.execute_batch(&sql)
+            .map_err(|e| write_error("the tables", e))?;
+
+        // Columns the model gained since the table was made; old rows read NULL.
+        for kind in EventKind::ALL {
+            let table = kind.default_topic();
+            let existing: Vec<String> = conn
+                .prepare("SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?")
+                .and_then(|mut st| {
+                    st.query_map(params![self.options.schema, table], |r| r.get::<_, String>(0))?
+                        .collect()
+                })
+                .map_err(|e| write_error(table, e))?;
+            for column in all_columns(kind).filter(|c| !existing.iter().any(|e| e == c.name)) {
+                tracing::info!(
+                    table,
+                    column = column.name,
+                    "adding a column the model gained"
+                );
+                let alter = format!(
+                    "ALTER TABLE {s}.{} ADD COLUMN {} {}",
+                    ident(table),
+                    ident(column.name),
+                    sql_type(column.ty)
+                );
+                conn.execute_batch(&alter)
+                    .map_err(|e| write_error(table, e))?;
+            }
+        }
+        conn.execute_batch(&views(&s))
+            .map_err(|e| write_error("the views", e))
+    }
+
+    fn write(
+        &self,
+        conn: &Connection,
+        batch: &Batch,
+        load: &LoadRecord,
+    ) -> Result<(), DestinationError> {
+        let s = &self.options.schema;
+        let load_id = load.load_id.as_str();
+        let mut values: Vec<Cell> = Vec::with_capacity(32);
+        for kind in EventKind::ALL {
+            let rows = batch.rows(kind);
+            if rows.is_empty() {
+                continue;
+            }
+            let table = kind.default_topic();
+            let columns: Vec<&str> = all_columns(kind).map(|c| c.name).collect();
+            let topic = self.topics.name(kind);
+            let mut appender = conn
+                .appender_with_columns_to_db(table, s, &columns)
+                .map_err(|e| write_error(table, e))?;
+            for row in rows {
+                values.clear();
+                cells(&row.event, &mut values);
+                values.push(row.extra.as_deref().map_or(Cell::Null, Cell::Text));
+                values.extend([
+                    Cell::Text(topic),
+                    Cell::Integer(row.kafka.partition.into()),
+                    Cell::Integer(row.kafka.offset),
+                    row.kafka.timestamp.map_or(Cell::Null, Cell::Time),
+                    row.kafka.key.as_deref().map_or(Cell::Null, Cell::Text),
+                    Cell::Text(load_id),
+                ]);
+                debug_assert_eq!(values.len(), columns.len());
+                appender
+                    .append_row(appender_params_from_iter(values.iter()))
+                    .map_err(|e| write_error(table, e))?;
+            }
+            // Dropping an appender flushes it but swallows the error: flush here.
+            appender.flush().map_err(|e| write_error(table, e))?;
+        }
+
+        if !batch.dead_letters().is_empty() {
+            let mut appender = conn
+                .appender_to_db("_dead_letters", s)
+                .map_err(|e| write_error("_dead_letters", e))?;
+            let now = Timestamp::now();
+            for d in batch.dead_letters() {
+                appender
+                    .append_row(params![
+                        d.topic,
+                        d.kafka.partition,
+                        d.kafka.offset,
+                        d.kafka.key,
+                        d.payload,
+                        std::str::from_utf8(&d.payload).ok(),
+                        d.error,
+                        d.kafka.timestamp.map(Cell::Time),
+                        Cell::Time(now),
+                        load_id,
+                    ])
+                    .map_err(|e| write_error("_dead_letters", e))?;
+            }
+            appender
+                .flush()
+                .map_err(|e| write_error("_dead_letters", e))?;
+        }
+
+        let mut upsert = conn
+            .prepare(&format!(
+                "INSERT OR REPLACE INTO {}._kafka_offsets VALUES (?, ?, ?, ?, ?)",
+                ident(s)
+            ))
+            .map_err(|e| write_error("_kafka_offsets", e))?;
+        let now = Cell::Time(Timestamp::now());
+        for ((topic, partition), range) in batch.ranges() {
+            upsert
+                .execute(params![topic, partition, range.next, now, load_id])
+                .map_err(|e| write_error("_kafka_offsets", e))?;
+        }
+        self.write_load(conn, load)
+    }
+
+    fn write_load(&self, conn: &Connection, load: &LoadRecord) -> Result<(), DestinationError> {
+        conn.execute(
+            &format!(
+                "INSERT OR REPLACE INTO {}._loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ident(&self.options.schema)
+            ),
+            params![
+                load.load_id,
+                Cell::Time(load.started_at),
+                load.finished_at.map(Cell::Time),
+                load.status,
+                load.total_rows() as i64,
+                json(&load.rows),
+                load.dead_letters as i64,
+                json(&load.offsets),
+                json(&load.gaps),
+                load.error,
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| write_error("_loads", e))
+    }
+}
+
+impl Destination for DuckDb {
+    async fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
+        let conn = self.open().await?;
+        let sql = format!(
+            "SELECT topic, \"partition\", next_offset FROM {}._kafka_offsets",
+            ident(&self.options.schema)
+        );
+        let mut statement = conn
+            .prepare(&sql)
+            .map_err(|e| write_error("_kafka_offsets", e))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    (r.get::<_, String>(0)?, r.get::<_, i32>(1)?),
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<StoredOffsets, _>>())
+            .map_err(|e| write_error("_kafka_offsets", e))?;
+        Ok(rows)
+    }
+
+    async fn commit(&mut self, batch: &Batch, load: &LoadRecord) -> Result<(), DestinationError> {
+        let conn = self.open().await?;
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(|e| write_error("the transaction", e))?;
+        // On any error the connection is dropped without COMMIT, which rolls back.
+        self.write(&conn, batch, load)?;
+        conn.execute_batch("COMMIT")
+            .map_err(|e| write_error("the transaction", e))
+    }
+
+    async fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
+        let conn = self.open().await?;
+        self.write_load(&conn, load)
+    }
+}
+
+/// One line per trip in the database, from the `trips` view: what a person running
+/// the demo wants to see landed.
+pub fn trip_report(path: &std::path::Path, schema: &str) -> Result<String, DestinationError> {
+    let path_text = path.display().to_string();
+    let fail = |e: duckdb::Error| DestinationError::Open {
+        path: path_text.clone(),
+        reason: e.to_string(),
+    };
+    let conn = Connection::open_in_memory().map_err(fail)?;
+    conn.execute_batch(&format!(
+        "ATTACH {} AS store (READ_ONLY); USE store;",
+        literal(&path_text)
+    ))
+    .map_err(fail)?;
+    let sql = format!(
+        "SELECT trip_id::VARCHAR, make, model, route_source, distance_km,
+                epoch(duration)::BIGINT, avg_speed_kmh, max_speed_kmh
+         FROM {}.trips ORDER BY started_at, trip_id",
+        ident(schema)
+    );
+    let mut statement = conn.prepare(&sql).map_err(fail)?;
+    let lines = statement
+        .query_map([], |r| {
+            let seconds: i64 = r.get(5)?;
+            Ok(format!(
+                "trip {}  {:<24} {:>7.1} km  {:>2}h{:02}m  avg {:>5.1} km/h  max {:>5.1} km/h  ({} route)",
+                &r.get::<_, String>(0)?[..8],
+                format!("{} {}", r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                seconds / 3600,
+                seconds % 3600 / 60,
+                r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+                r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(fail)?;
+    Ok(format!(
+        "{} trips in {path_text}:\n{}",
+        lines.len(),
+        lines.join("\n")
+    ))
+}
+
+impl ToSql for Cell<'_> {
+    fn to_sql(&self) -> duckdb::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Cell::Null => ToSqlOutput::Owned(Value::Null),
+            Cell::Integer(i) => ToSqlOutput::Owned(Value::BigInt(i)),
+            Cell::Double(f) => ToSqlOutput::Owned(Value::Double(f)),
+            Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Cell::Uuid(u) => ToSqlOutput::Owned(Value::Text(u.hyphenated().to_string())),
+            Cell::Time(t) => {
+                ToSqlOutput::Owned(Value::Timestamp(TimeUnit::Millisecond, t.millis()))
+            }
+        })
+    }
+}
+
+fn create_table(schema: &str, table: &str, columns: impl Iterator<Item = Column>) -> String {
+    let columns: Vec<String> = columns
+        .map(|c| format!("{} {}", ident(c.name), sql_type(c.ty)))
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.{} (\n  {}\n);\n",
+        ident(table),
+        columns.join(",\n  ")
+    )
+}
+
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Uuid => "UUID",
+        ColumnType::Timestamp => "TIMESTAMPTZ",
+        ColumnType::Double => "DOUBLE",
+        ColumnType::Integer => "BIGINT",
+        ColumnType::Text => "VARCHAR",
+    }
+}
+
+/// The analytical views, documented in the README. Durations are computed from
+/// epoch milliseconds: subtracting TIMESTAMPTZ values needs the ICU extension, which
+/// this build of DuckDB does not bundle (DBeaver's does; both read these views).
+fn views(s: &str) -> String {
+    format!(
+        r#"
+CREATE OR REPLACE VIEW {s}.latest_positions AS
+SELECT device_id, trip_id, "timestamp", lat, lon, speed_kmh, heading_deg
+FROM {s}.gps_data
+QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY "timestamp" DESC, _kafka_offset DESC) = 1;
+
+CREATE OR REPLACE VIEW {s}.trips AS
+SELECT trip_id,
+       any_value(device_id) AS device_id,
+       any_value(make) AS make,
+       any_value(model) AS model,
+       any_value(route_source) AS route_source,
+       min("timestamp") AS started_at,
+       max("timestamp") AS ended_at,
+       to_milliseconds(epoch_ms(max("timestamp")) - epoch_ms(min("timestamp"))) AS duration,
+       round(max(odometer_km) - min(odometer_km), 2) AS distance_km,
+       round((max(odometer_km) - min(odometer_km))
+             / nullif((epoch_ms(max("timestamp")) - epoch_ms(min("timestamp"))) / 3600000.0, 0), 1) AS avg_speed_kmh,
+       max(speed_kmh) AS max_speed_kmh,
+       count(*) AS readings
+FROM {s}.vehicle_data
+GROUP BY trip_id;
+
+CREATE OR REPLACE VIEW {s}.incidents AS
+SELECT incident_id,
+       any_value(incident_type) AS incident_type,
+       any_value(device_id) AS device_id,
+       any_value(description) AS description,
+       any_value(lat) AS lat,
+       any_value(lon) AS lon,
+       min("timestamp") FILTER (WHERE status = 'active') AS reported_at,
+       min("timestamp") FILTER (WHERE status = 'resolved') AS resolved_at,
+       to_milliseconds(epoch_ms(min("timestamp") FILTER (WHERE status = 'resolved'))
+         - epoch_ms(min("timestamp") FILTER (WHERE status = 'active'))) AS time_to_resolve,
+       CASE WHEN bool_or(status = 'resolved') THEN 'resolved' ELSE 'active' END AS status
+FROM {s}.emergency_data
+GROUP BY incident_id;
+"#
+    )
+}
+
+/// The audit columns hold JSON text.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn write_error(what: &str, e: duckdb::Error) -> DestinationError {
+    DestinationError::Write {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// " (DBeaver, PID 4875)" from DuckDB's "Conflicting lock is held in /opt/dbeaver/dbeaver (PID 4875)".
+fn lock_holder(message: &str) -> String {
+    message
+        .split("Conflicting lock is held in ")
+        .nth(1)
+        .and_then(|rest| rest.split(". See also").next())
+        .map(|who| format!(" ({})", who.trim().trim_end_matches('.')))
+        .unwrap_or_default()
+}
+
+/// A double-quoted SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A single-quoted SQL string.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_identifiers_and_literals() {
+        assert_eq!(ident("gps_data"), "\"gps_data\"");
+        assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(literal("O'Brien.duckdb"), "'O''Brien.duckdb'");
+    }
+
+    #[test]
+    fn tables_have_a_column_per_field_and_the_kafka_columns() {
+        let sql = create_table("\"s\"", "gps_data", all_columns(EventKind::Gps));
+        assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS \"s\".\"gps_data\""));
+        for needle in [
+            "\"lat\" DOUBLE",
+            "\"timestamp\" TIMESTAMPTZ",
+            "\"device_id\" UUID",
+            "\"_extra\" VARCHAR",
+            "\"_kafka_offset\" BIGINT",
+            "\"_load_id\" VARCHAR",
+        ] {
+            assert!(sql.contains(needle), "{needle} missing from {sql}");
+        }
+    }
+
+    #[test]
+    fn names_the_program_holding_the_lock() {
+        let message = "IO Error: Could not set lock on file \"/tmp/x.duckdb\": Conflicting lock is held in /opt/dbeaver/dbeaver (PID 4875). See also https://duckdb.org/docs/current/connect/concurrency";
+        assert_eq!(lock_holder(message), " (/opt/dbeaver/dbeaver (PID 4875))");
+        assert_eq!(lock_holder("IO Error: something else"), "");
+    }
+}

@@ -1,0 +1,126 @@
+//! Where batches go. A destination does two things: say which offset to read next
+//! for each partition, and write a batch (its rows, its dead letters, the new next
+//! offsets and the load's audit record) in one transaction, so that a crash at any
+//! point leaves either all of a batch or none of it. Decoding, batching and offset
+//! bookkeeping live above this trait, once.
+
+pub mod duckdb;
+
+use std::collections::BTreeMap;
+
+use iot_model::{EventKind, Timestamp};
+use serde::Serialize;
+
+use crate::batch::{Batch, PartitionKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    #[error(
+        "the database file {path} is in use by another program{holder}; close it there (in DBeaver: \
+         disconnect from the database) and run load again. Nothing was lost: unwritten messages \
+         are read again next time"
+    )]
+    Locked { path: String, holder: String },
+    #[error("cannot open the database file {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("writing to {what} failed: {reason}")]
+    Write { what: String, reason: String },
+}
+
+impl DestinationError {
+    /// Whether waiting and trying again may help.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, DestinationError::Locked { .. })
+    }
+}
+
+/// What one run of the loader did, kept in the `_loads` table and rewritten with
+/// every batch, so that it always matches the data committed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadRecord {
+    pub load_id: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `running`, `completed`, `interrupted` or `failed`.
+    pub status: &'static str,
+    /// Rows written per table.
+    pub rows: BTreeMap<&'static str, u64>,
+    pub dead_letters: u64,
+    /// Offsets loaded per partition, over the whole run.
+    pub offsets: Vec<PartitionRange>,
+    /// Offsets that retention deleted before they could be loaded.
+    pub gaps: Vec<PartitionRange>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionRange {
+    pub topic: String,
+    pub partition: i32,
+    /// First offset and the offset after the last one.
+    pub from: i64,
+    pub to: i64,
+}
+
+impl LoadRecord {
+    pub fn new(load_id: String, started_at: Timestamp) -> Self {
+        Self {
+            load_id,
+            started_at,
+            finished_at: None,
+            status: "running",
+            rows: EventKind::ALL
+                .iter()
+                .map(|k| (k.default_topic(), 0))
+                .collect(),
+            dead_letters: 0,
+            offsets: Vec::new(),
+            gaps: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Counts a batch in, before it is written.
+    pub fn add(&mut self, batch: &Batch) {
+        for kind in EventKind::ALL {
+            *self.rows.entry(kind.default_topic()).or_default() += batch.rows(kind).len() as u64;
+        }
+        self.dead_letters += batch.dead_letters().len() as u64;
+        for ((topic, partition), range) in batch.ranges() {
+            match self
+                .offsets
+                .iter_mut()
+                .find(|r| r.topic == *topic && r.partition == *partition)
+            {
+                Some(r) => r.to = r.to.max(range.next),
+                None => self.offsets.push(PartitionRange {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    from: range.first,
+                    to: range.next,
+                }),
+            }
+        }
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.rows.values().sum()
+    }
+}
+
+/// Next offsets to read, per partition.
+pub type StoredOffsets = BTreeMap<PartitionKey, i64>;
+
+/// A store the loader can write batches to exactly once.
+#[allow(async_fn_in_trait)]
+pub trait Destination {
+    /// The next offset to read for every partition written so far.
+    async fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError>;
+
+    /// Writes the batch's rows and dead letters, moves each of its partitions'
+    /// next offsets to the end of its range, and saves `load`, atomically.
+    async fn commit(&mut self, batch: &Batch, load: &LoadRecord) -> Result<(), DestinationError>;
+
+    /// Saves `load` alone (at the end of a run).
+    async fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError>;
+}

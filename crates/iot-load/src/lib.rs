@@ -1,0 +1,294 @@
+//! `load`: reads the five telemetry topics and appends them to an analytical store,
+//! exactly once.
+//!
+//! Exactly once comes from one rule: the next offset to read for each partition is
+//! stored in the destination, in the same transaction as the rows it covers. On start
+//! the loader seeks to those offsets; a crash before a commit leaves neither rows nor
+//! offsets, and the messages are read again. Messages that cannot be loaded go to a
+//! dead-letter table in the same transaction, and their offsets move on with the rest.
+
+pub mod batch;
+pub mod columns;
+pub mod destination;
+pub mod source;
+
+use std::time::{Duration, Instant};
+
+use iot_cli::Shutdown;
+use iot_kafka::{KafkaError, KafkaSettings};
+use iot_model::{Timestamp, Topics};
+
+use crate::batch::{Batch, BatchPolicy};
+use crate::destination::duckdb::{DuckDb, DuckDbOptions};
+use crate::destination::{Destination, DestinationError, LoadRecord};
+use crate::source::{KafkaSource, SourceError, StartFrom};
+
+/// Exit statuses, as documented in `load --help`.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Any failure not listed below.
+    pub const FAILURE: u8 = 1;
+    /// Invalid flags.
+    pub const USAGE: u8 = 2;
+    /// Stored offsets do not fit the topics any more (recreated topic, other cluster).
+    pub const OFFSETS_MISMATCH: u8 = 3;
+    /// The destination could not be opened or written.
+    pub const DESTINATION: u8 = 4;
+    /// The Kafka broker cannot be reached or the Kafka settings are invalid.
+    pub const KAFKA: u8 = 5;
+    /// The database file stayed locked by another program (EX_TEMPFAIL).
+    pub const LOCKED: u8 = 75;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+}
+
+impl LoadError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LoadError::Source(SourceError::OffsetBeyondEnd { .. }) => exit::OFFSETS_MISMATCH,
+            LoadError::Source(SourceError::Kafka(
+                KafkaError::Unreachable { .. } | KafkaError::Config(_),
+            )) => exit::KAFKA,
+            LoadError::Source(_) => exit::FAILURE,
+            LoadError::Destination(DestinationError::Locked { .. }) => exit::LOCKED,
+            LoadError::Destination(_) => exit::DESTINATION,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum DestinationOptions {
+    DuckDb(DuckDbOptions),
+}
+
+/// Everything `load` needs to know; the command line fills it in.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub destination: DestinationOptions,
+    pub kafka: KafkaSettings,
+    /// Consumer group the loaded offsets are reported to, for lag dashboards.
+    pub group_id: String,
+    pub topics: Topics,
+    pub batch: BatchPolicy,
+    /// Keep reading after catching up, instead of exiting (not for cron).
+    pub follow: bool,
+    /// Where to start partitions that have no stored offset.
+    pub start_from: StartFrom,
+    /// Accept stored offsets beyond a partition's end by reading it from its start.
+    pub reset_offsets: bool,
+    /// Print a progress line every few seconds.
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            destination: DestinationOptions::DuckDb(DuckDbOptions::default()),
+            kafka: KafkaSettings::default(),
+            group_id: "iot-load".into(),
+            topics: Topics::default(),
+            batch: BatchPolicy::default(),
+            follow: false,
+            start_from: StartFrom::Earliest,
+            reset_offsets: false,
+            progress: false,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub load: LoadRecord,
+    pub elapsed: Duration,
+    /// Messages in the topics this run did not read.
+    pub lag: i64,
+    pub interrupted: bool,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        let total = self.load.total_rows();
+        writeln!(
+            f,
+            "{} load {}: {total} rows in {secs:.1}s ({:.0} rows/s)",
+            if self.interrupted {
+                "Interrupted"
+            } else {
+                "Done"
+            },
+            self.load.load_id,
+            total as f64 / secs.max(1e-9)
+        )?;
+        for (table, rows) in &self.load.rows {
+            writeln!(f, "  {table:<16} {rows:>10}")?;
+        }
+        writeln!(f, "  {:<16} {:>10}", "dead letters", self.load.dead_letters)?;
+        for gap in &self.load.gaps {
+            writeln!(
+                f,
+                "  gap: {} partition {} offsets {}..{} were deleted before they were loaded",
+                gap.topic, gap.partition, gap.from, gap.to
+            )?;
+        }
+        write!(f, "  lag left: {} messages", self.lag)
+    }
+}
+
+/// Loads until caught up (or, with `follow`, until `shutdown`), then records the
+/// load and reports.
+pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, LoadError> {
+    match options.destination.clone() {
+        DestinationOptions::DuckDb(duck) => {
+            let destination = DuckDb::new(duck, options.topics.clone());
+            run_with(destination, &options, &shutdown).await
+        }
+    }
+}
+
+async fn run_with(
+    mut destination: impl Destination,
+    options: &Options,
+    shutdown: &Shutdown,
+) -> Result<Summary, LoadError> {
+    let started = Instant::now();
+    let stored = destination.stored_offsets().await?;
+    let opened = {
+        let (kafka, group, topics, start, reset) = (
+            options.kafka.clone(),
+            options.group_id.clone(),
+            options.topics.clone(),
+            options.start_from,
+            options.reset_offsets,
+        );
+        tokio::task::spawn_blocking(move || {
+            KafkaSource::open(&kafka, &group, &topics, &stored, start, reset)
+        })
+        .await
+        .expect("opening the source does not panic")?
+    };
+    let mut source = opened.source;
+    let mut load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
+    load.gaps = opened.gaps;
+    tracing::info!(load_id = %load.load_id, "load started");
+
+    let mut batch = Batch::default();
+    let mut progress = Progress::new(options.progress);
+    // In cron mode, a broker that stops delivering below the watermarks it reported
+    // must not hang the run until the next cron job piles up behind it.
+    let stall_limit = (options.kafka.timeout * 3).max(Duration::from_secs(30));
+    let mut last_message = Instant::now();
+    loop {
+        if shutdown.requested() || (!options.follow && source.caught_up()) {
+            break;
+        }
+        let now = Instant::now();
+        if source.poll_into(&mut batch, &options.topics, Duration::from_millis(100))? {
+            last_message = now;
+        } else if !options.follow && now - last_message > stall_limit {
+            commit(&mut destination, &source, batch, &mut load).await?;
+            return Err(SourceError::Stalled {
+                idle: stall_limit,
+                behind: source.behind(),
+            }
+            .into());
+        }
+        let now = Instant::now();
+        if options.batch.should_complete(&batch, now) || (!options.follow && source.caught_up()) {
+            commit(
+                &mut destination,
+                &source,
+                std::mem::take(&mut batch),
+                &mut load,
+            )
+            .await?;
+        }
+        progress.maybe_report(&load, &batch);
+    }
+    // Ctrl-C: what was read is complete messages; commit it rather than read it again.
+    commit(&mut destination, &source, batch, &mut load).await?;
+
+    let interrupted = shutdown.requested();
+    load.status = if interrupted {
+        "interrupted"
+    } else {
+        "completed"
+    };
+    load.finished_at = Some(Timestamp::now());
+    destination.record(&load).await?;
+    let lag = tokio::task::block_in_place(|| source.lag());
+    Ok(Summary {
+        load,
+        elapsed: started.elapsed(),
+        lag,
+        interrupted,
+    })
+}
+
+async fn commit(
+    destination: &mut impl Destination,
+    source: &KafkaSource,
+    batch: Batch,
+    load: &mut LoadRecord,
+) -> Result<(), LoadError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    load.add(&batch);
+    destination.commit(&batch, load).await?;
+    let next = batch
+        .ranges()
+        .iter()
+        .map(|(k, r)| (k.clone(), r.next))
+        .collect();
+    source.commit_group_offsets(&next);
+    tracing::debug!(
+        messages = batch.len(),
+        dead_letters = batch.dead_letters().len(),
+        rows = load.total_rows(),
+        "batch committed"
+    );
+    Ok(())
+}
+
+/// A line on standard error every few seconds, for people watching a long load.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    next: Instant,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new(enabled: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            enabled,
+            started: now,
+            next: now + Self::EVERY,
+        }
+    }
+
+    fn maybe_report(&mut self, load: &LoadRecord, batch: &Batch) {
+        let now = Instant::now();
+        if !self.enabled || now < self.next {
+            return;
+        }
+        self.next = now + Self::EVERY;
+        let rows = load.total_rows();
+        eprintln!(
+            "{rows} rows committed ({:.0}/s), {} in the open batch, {} dead letters",
+            rows as f64 / (now - self.started).as_secs_f64(),
+            batch.len(),
+            load.dead_letters
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The `load` command line: parses flags (and `.env`), runs, prints the summary and
+//! turns the outcome into an exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use iot_cli::{Shutdown, parse_duration};
+use iot_kafka::{KafkaArgs, TopicArgs, or_env};
+use iot_load::batch::BatchPolicy;
+use iot_load::destination::duckdb::{DEFAULT_STORAGE_VERSION, DuckDbOptions};
+use iot_load::source::StartFrom;
+use iot_load::{DestinationOptions, Options, exit};
+use iot_model::Timestamp;
+
+const AFTER_HELP: &str = "\
+Environment:
+  RUST_LOG   Log filter, e.g. debug or iot_load=debug (default: info).
+  A .env file in the current directory is read first; .env.example lists every variable.
+
+Exit status:
+  0   everything available was loaded (dead letters do not count as failure)
+  1   another failure
+  2   invalid flags
+  3   stored offsets lie beyond a partition's end (topic recreated, other cluster):
+      see --reset-offsets
+  4   the destination could not be opened or written
+  5   the Kafka broker could not be reached, or the Kafka settings are invalid
+  75  the database file stayed locked by another program for --lock-timeout
+      (close it in DBeaver, then run again: nothing is lost)
+
+Examples:
+  load --dest duckdb                            # from cron: load what is there, exit
+  load --dest duckdb --follow                   # keep loading until Ctrl-C
+  load --duckdb-file /data/fleet.duckdb --dataset fleet_a --start-from 2026-05-01T00:00:00Z";
+
+/// Load the vehicle telemetry topics from Kafka into DuckDB, exactly once: each
+/// message lands once in its table, or in _dead_letters with the reason.
+#[derive(Debug, Parser)]
+#[command(name = "load", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Where to load into.
+    #[arg(long, env = "LOAD_DEST", value_enum, default_value_t = Dest::Duckdb)]
+    dest: Dest,
+
+    /// The DuckDB database file; created if missing.
+    #[arg(
+        long,
+        env = "DUCKDB_FILE",
+        value_name = "PATH",
+        default_value = "iot_service.duckdb"
+    )]
+    duckdb_file: PathBuf,
+
+    /// Schema the tables are created in (the pipeline's dataset name).
+    #[arg(
+        long,
+        env = "DATASET_NAME",
+        value_name = "NAME",
+        default_value = "iot_stream"
+    )]
+    dataset: String,
+
+    /// Storage format of a new DuckDB file. v1.4.0 opens in DuckDB 1.4 and later,
+    /// and so in current DBeaver drivers.
+    #[arg(long, env = "DUCKDB_STORAGE_VERSION", value_name = "VERSION", default_value = DEFAULT_STORAGE_VERSION)]
+    storage_version: String,
+
+    /// How long to wait for another program (DBeaver) to release the database file
+    /// before giving up with exit status 75.
+    #[arg(long, env = "LOAD_LOCK_TIMEOUT", value_name = "DURATION", default_value = "30s",
+          value_parser = parse_duration)]
+    lock_timeout: Duration,
+
+    /// Messages per transaction.
+    #[arg(long, env = "LOAD_BATCH_SIZE", value_name = "N", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+
+    /// Commit a batch once its first message has waited this long.
+    #[arg(long, env = "LOAD_BATCH_TIMEOUT", value_name = "DURATION", default_value = "5s",
+          value_parser = parse_duration)]
+    batch_timeout: Duration,
+
+    /// Keep loading new messages until Ctrl-C, instead of exiting once caught up.
+    #[arg(long, env = "LOAD_FOLLOW")]
+    follow: bool,
+
+    /// For partitions never loaded before, start at the first message at or after
+    /// this time (RFC 3339) instead of the earliest.
+    #[arg(long, env = "LOAD_START_FROM", value_name = "TIME", value_parser = parse_time)]
+    start_from: Option<Timestamp>,
+
+    /// Accept stored offsets beyond a partition's end (the topic was recreated) by
+    /// reading such partitions from their earliest message.
+    #[arg(long, env = "LOAD_RESET_OFFSETS")]
+    reset_offsets: bool,
+
+    /// Consumer group the loaded offsets are reported to, for lag dashboards.
+    /// Also read from SOURCES__KAFKA__CREDENTIALS__GROUP_ID. [default: iot-load]
+    #[arg(long, env = "KAFKA_GROUP_ID", value_name = "GROUP")]
+    group_id: Option<String>,
+
+    /// After loading, print one line per trip in the database.
+    #[arg(long, env = "LOAD_SHOW_TRIPS")]
+    show_trips: bool,
+
+    /// Print a progress line every two seconds (default: when stderr is a terminal).
+    #[arg(long, env = "LOAD_PROGRESS", value_name = "BOOL")]
+    progress: Option<bool>,
+
+    #[command(flatten)]
+    topics: TopicArgs,
+
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Dest {
+    Duckdb,
+}
+
+fn parse_time(text: &str) -> Result<Timestamp, String> {
+    text.parse()
+        .map_err(|e| format!("{e}; expected RFC 3339 such as 2026-05-01T08:00:00Z"))
+}
+
+fn main() -> ExitCode {
+    if let Err(e) = iot_cli::load_dotenv() {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
+    let cli = Cli::parse();
+    iot_cli::init_logging();
+    let show_trips = cli.show_trips;
+    let duckdb_file = cli.duckdb_file.clone();
+    let dataset = cli.dataset.clone();
+    let options = options(cli);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let shutdown = Shutdown::on_signals();
+        iot_load::run(options, shutdown).await
+    });
+    match outcome {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            if show_trips {
+                match iot_load::destination::duckdb::trip_report(&duckdb_file, &dataset) {
+                    Ok(report) => println!("{report}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(exit::DESTINATION);
+                    }
+                }
+            }
+            ExitCode::from(exit::OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn options(cli: Cli) -> Options {
+    let destination = match cli.dest {
+        Dest::Duckdb => DestinationOptions::DuckDb(DuckDbOptions {
+            path: cli.duckdb_file,
+            schema: cli.dataset,
+            storage_version: cli.storage_version,
+            lock_timeout: cli.lock_timeout,
+        }),
+    };
+    Options {
+        destination,
+        kafka: cli.kafka.settings(),
+        group_id: or_env(&cli.group_id, "GROUP_ID").unwrap_or_else(|| "iot-load".into()),
+        topics: cli.topics.topics(),
+        batch: BatchPolicy {
+            max_messages: cli.batch_size as usize,
+            max_age: cli.batch_timeout,
+        },
+        follow: cli.follow,
+        start_from: cli.start_from.map_or(StartFrom::Earliest, StartFrom::Time),
+        reset_offsets: cli.reset_offsets,
+        progress: cli
+            .progress
+            .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
+    }
+}

@@ -1,0 +1,288 @@
+//! Reading the topics: every partition assigned explicitly at the offset the
+//! destination stored (not at a consumer group's committed offset, which is only
+//! updated afterwards for lag dashboards), and, in cron mode, read up to the high
+//! watermark it had when the run started.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use iot_kafka::{KafkaError, KafkaSettings};
+use iot_model::{Timestamp, Topics};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::batch::{Batch, KafkaMeta, PartitionKey};
+use crate::destination::{PartitionRange, StoredOffsets};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(
+        "the stored next offset {stored} of {topic} partition {partition} is beyond the end of \
+         that partition ({high}): the topic was deleted and recreated, or this is another \
+         cluster. load stops rather than skip or repeat messages. If the broker's data really \
+         was replaced, run again with --reset-offsets to read such partitions from their \
+         earliest message"
+    )]
+    OffsetBeyondEnd {
+        topic: String,
+        partition: i32,
+        stored: i64,
+        high: i64,
+    },
+    #[error("reading {what} from Kafka failed: {reason}")]
+    Read { what: String, reason: String },
+    #[error(
+        "no message arrived for {idle:?} although {behind} messages are still below the high \
+         watermarks read at the start; what was read is committed. Check the broker's health \
+         and run load again"
+    )]
+    Stalled { idle: Duration, behind: i64 },
+}
+
+/// Where to start partitions the destination has no offset for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    /// The first message at or after this time.
+    Time(Timestamp),
+}
+
+#[derive(Debug, Clone)]
+struct PartitionState {
+    topic: String,
+    partition: i32,
+    /// The next offset to read.
+    next: i64,
+    /// The high watermark when the run started: where cron mode stops.
+    end: i64,
+}
+
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    partitions: Vec<PartitionState>,
+    timeout: Duration,
+}
+
+/// What opening found: the source, and the ranges retention deleted before they
+/// were loaded.
+pub struct Opened {
+    pub source: KafkaSource,
+    pub gaps: Vec<PartitionRange>,
+}
+
+impl KafkaSource {
+    /// Connects, creates missing topics, and assigns every partition of `topics`
+    /// at its stored next offset. Blocking.
+    pub fn open(
+        settings: &KafkaSettings,
+        group_id: &str,
+        topics: &Topics,
+        stored: &StoredOffsets,
+        start_from: StartFrom,
+        reset_offsets: bool,
+    ) -> Result<Opened, SourceError> {
+        settings.check_reachable()?;
+        let mut config = settings.client_config();
+        for (key, value) in [
+            ("group.id", group_id),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            // Bounds librdkafka's read-ahead per partition, and so our memory.
+            ("queued.max.messages.kbytes", "8192"),
+        ] {
+            if !settings.extra.iter().any(|(k, _)| k == key) {
+                config.set(key, value);
+            }
+        }
+        let consumer: BaseConsumer = config.create().map_err(KafkaError::Config)?;
+        let timeout = settings.timeout;
+        let read = |what: String, e: rdkafka::error::KafkaError| SourceError::Read {
+            what,
+            reason: e.to_string(),
+        };
+
+        let mut partitions = Vec::new();
+        let mut gaps = Vec::new();
+        for (_, topic) in topics.iter() {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(|e| read(format!("the partitions of {topic}"), e))?;
+            let ids: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            for partition in ids {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, partition, timeout)
+                    .map_err(|e| {
+                        read(format!("the offsets of {topic} partition {partition}"), e)
+                    })?;
+                let next = match stored.get(&(topic.to_owned(), partition)) {
+                    Some(&stored) if stored > high => {
+                        if !reset_offsets {
+                            return Err(SourceError::OffsetBeyondEnd {
+                                topic: topic.to_owned(),
+                                partition,
+                                stored,
+                                high,
+                            });
+                        }
+                        tracing::warn!(
+                            topic,
+                            partition,
+                            stored,
+                            high,
+                            "--reset-offsets: reading the partition from its earliest message"
+                        );
+                        low
+                    }
+                    Some(&stored) if stored < low => {
+                        tracing::warn!(
+                            topic,
+                            partition,
+                            from = stored,
+                            to = low,
+                            "messages were deleted by retention before they could be loaded"
+                        );
+                        gaps.push(PartitionRange {
+                            topic: topic.to_owned(),
+                            partition,
+                            from: stored,
+                            to: low,
+                        });
+                        low
+                    }
+                    Some(&stored) => stored,
+                    None => match start_from {
+                        StartFrom::Earliest => low,
+                        StartFrom::Time(t) => {
+                            offset_for_time(&consumer, topic, partition, t, timeout).unwrap_or(high)
+                        }
+                    },
+                };
+                partitions.push(PartitionState {
+                    topic: topic.to_owned(),
+                    partition,
+                    next,
+                    end: high,
+                });
+            }
+        }
+
+        let mut assignment = TopicPartitionList::new();
+        for p in &partitions {
+            assignment
+                .add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                .map_err(|e| read(format!("{} partition {}", p.topic, p.partition), e))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| read("the partition assignment".into(), e))?;
+        Ok(Opened {
+            source: KafkaSource {
+                consumer,
+                partitions,
+                timeout,
+            },
+            gaps,
+        })
+    }
+
+    /// Whether every partition has been read up to where it ended when the run started.
+    pub fn caught_up(&self) -> bool {
+        self.behind() == 0
+    }
+
+    /// Messages between where each partition is and where it ended at the start.
+    pub fn behind(&self) -> i64 {
+        self.partitions
+            .iter()
+            .map(|p| (p.end - p.next).max(0))
+            .sum()
+    }
+
+    /// Waits up to `timeout` for a message and adds it to `batch`. Returns whether
+    /// one came. Blocking.
+    pub fn poll_into(
+        &mut self,
+        batch: &mut Batch,
+        topics: &Topics,
+        timeout: Duration,
+    ) -> Result<bool, SourceError> {
+        let Some(result) = self.consumer.poll(timeout) else {
+            return Ok(false);
+        };
+        let message = result.map_err(|e| SourceError::Read {
+            what: "messages".into(),
+            reason: e.to_string(),
+        })?;
+        let meta = KafkaMeta {
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message
+                .timestamp()
+                .to_millis()
+                .and_then(Timestamp::from_millis),
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+        };
+        let topic = message.topic();
+        if let Some(p) = self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == meta.partition && p.topic == topic)
+        {
+            p.next = p.next.max(meta.offset + 1);
+        }
+        batch.add(topics, topic, meta, message.payload());
+        Ok(true)
+    }
+
+    /// Tells the consumer group how far the destination has got, for lag
+    /// dashboards. Best effort: the destination's offsets are the truth.
+    pub fn commit_group_offsets(&self, next: &BTreeMap<PartitionKey, i64>) {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Async) {
+            tracing::debug!(error = %e, "could not commit offsets to the consumer group");
+        }
+    }
+
+    /// Messages in the topics not yet read: the lag this run leaves behind.
+    pub fn lag(&self) -> i64 {
+        self.partitions
+            .iter()
+            .map(|p| {
+                self.consumer
+                    .fetch_watermarks(&p.topic, p.partition, self.timeout)
+                    .map_or(0, |(_, high)| (high - p.next).max(0))
+            })
+            .sum()
+    }
+}
+
+fn offset_for_time(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    at: Timestamp,
+    timeout: Duration,
+) -> Option<i64> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(at.millis()))
+        .ok()?;
+    let found = consumer.offsets_for_times(list, timeout).ok()?;
+    match found.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole job end to end on one machine, with no Docker and no API keys: start a
+# local broker, drive three vehicles from Potsdam to Leipzig at full speed, load
+# everything into iot_service.duckdb, print what landed, stop the broker.
+#
+# Run it again and it adds a new set of trips: the broker keeps its data in
+# .local/broker and the loader continues from the offsets stored in the file.
+# DEMO_DUCKDB_FILE (default ./iot_service.duckdb) chooses the database file.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
+db=${DEMO_DUCKDB_FILE:-$PWD/iot_service.duckdb}
+
+BROKER_PORT=${BROKER_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export BROKER_PORT BROKER_DIR=${BROKER_DIR:-$repo/.local/broker}
+stop_broker() { "$repo/scripts/broker.sh" stop; }
+trap stop_broker EXIT
+
+echo "== building simulate and load (the first build compiles DuckDB: 15-30 minutes)" >&2
+# The debug build: the same DuckDB build the tests use, so a machine compiles it once
+# less; `cargo build --release` gives the fast binaries for real backlogs.
+cargo build --quiet --manifest-path "$repo/Cargo.toml" --workspace
+bin=$CARGO_TARGET_DIR/debug
+
+echo "== starting the local broker" >&2
+"$repo/scripts/broker.sh" start
+servers=127.0.0.1:$BROKER_PORT
+
+echo "== simulate: Potsdam to Leipzig, three vehicles, full speed" >&2
+"$bin/simulate" --from Potsdam --to Leipzig --speed max --bootstrap-servers "$servers"
+
+echo "== load: into $db" >&2
+"$bin/load" --dest duckdb --duckdb-file "$db" --bootstrap-servers "$servers" --show-trips
+
+echo "== open $db in DBeaver (DuckDB driver) or any DuckDB 1.4+ client; the tables are in schema iot_stream" >&2

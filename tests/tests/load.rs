@@ -1,0 +1,523 @@
+//! `load` end to end: the real binaries, a real broker and a real DuckDB file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use iot_model::{EventKind, Topics};
+use iot_tests::{
+    binary, bootstrap, create_topic, produce, query_i64, query_strings, read_topic, run,
+    scratch_dir, topic_args, unique_topics,
+};
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// A broker, a set of topics and a database file of one test's own.
+struct Fixture {
+    bootstrap: String,
+    topics: Topics,
+    db: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            bootstrap: bootstrap(),
+            topics: unique_topics(),
+            db: scratch_dir().join("iot_service.duckdb"),
+        }
+    }
+
+    /// Runs simulate into this fixture's topics; returns the events sent per kind.
+    fn simulate(&self, args: &[&str]) -> u64 {
+        let output = run(
+            binary("simulate")
+                .args(["--speed", "max", "--bootstrap-servers", &self.bootstrap])
+                .args(topic_args(&self.topics))
+                .args(args),
+            LIMIT,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "simulate failed: {stderr}");
+        self.topics
+            .iter()
+            .map(|(_, t)| read_topic(&self.bootstrap, t).len() as u64)
+            .sum()
+    }
+
+    fn load_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = binary("load");
+        command
+            .args(["--dest", "duckdb", "--bootstrap-servers", &self.bootstrap])
+            .arg("--duckdb-file")
+            .arg(&self.db)
+            .args(topic_args(&self.topics))
+            .args(args);
+        command
+    }
+
+    fn load(&self, args: &[&str]) -> Output {
+        run(&mut self.load_command(args), LIMIT)
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        query_i64(
+            &self.db,
+            &format!("SELECT count(*) FROM iot_stream.{table}"),
+        )
+    }
+
+    fn rows(&self) -> i64 {
+        EventKind::ALL
+            .iter()
+            .map(|k| self.count(k.default_topic()))
+            .sum()
+    }
+}
+
+fn assert_success(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "load failed ({:?}): {stderr}",
+        output.status
+    );
+    stderr
+}
+
+/// Each (topic, partition, offset) once across tables and dead letters.
+fn assert_each_offset_once(db: &Path) {
+    let union = EventKind::ALL
+        .iter()
+        .map(|k| format!("SELECT _kafka_topic AS t, _kafka_partition AS p, _kafka_offset AS o FROM iot_stream.{}", k.default_topic()))
+        .chain(std::iter::once(
+            "SELECT topic, \"partition\", \"offset\" FROM iot_stream._dead_letters".to_owned(),
+        ))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let duplicates = query_i64(
+        db,
+        &format!(
+            "SELECT count(*) FROM (SELECT t, p, o FROM ({union}) GROUP BY ALL HAVING count(*) > 1)"
+        ),
+    );
+    assert_eq!(duplicates, 0, "some messages were loaded twice");
+}
+
+#[test]
+fn loads_everything_once_and_a_second_run_adds_nothing() {
+    let f = Fixture::new();
+    let produced = f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Leipzig",
+        "--vehicles",
+        "3",
+        "--duration",
+        "15m",
+        "--seed",
+        "3",
+    ]);
+
+    let stderr = assert_success(&f.load(&[]));
+    assert!(stderr.contains(&format!("{produced} rows")), "{stderr}");
+    for (kind, topic) in f.topics.iter() {
+        let in_topic = read_topic(&f.bootstrap, topic).len() as i64;
+        assert_eq!(f.count(kind.default_topic()), in_topic, "{topic}");
+    }
+    assert_eq!(f.rows() as u64, produced);
+    assert_each_offset_once(&f.db);
+
+    let again = assert_success(&f.load(&[]));
+    assert!(
+        again.contains("Done load") && again.contains(": 0 rows"),
+        "{again}"
+    );
+    assert_eq!(f.rows() as u64, produced);
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream._loads WHERE status = 'completed'"
+        ),
+        2
+    );
+    assert_eq!(
+        query_i64(&f.db, "SELECT sum(rows_loaded) FROM iot_stream._loads") as u64,
+        produced
+    );
+
+    // The views answer the first questions people ask.
+    assert_eq!(
+        query_i64(&f.db, "SELECT count(*) FROM iot_stream.latest_positions"),
+        3
+    );
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream.trips WHERE distance_km > 1"
+        ),
+        3
+    );
+    let incidents = query_i64(
+        &f.db,
+        "SELECT count(DISTINCT incident_id) FROM iot_stream.emergency_data",
+    );
+    assert_eq!(
+        query_i64(&f.db, "SELECT count(*) FROM iot_stream.incidents"),
+        incidents
+    );
+}
+
+#[test]
+fn malformed_messages_land_in_dead_letters_and_the_rest_loads() {
+    let f = Fixture::new();
+    create_topic(&f.bootstrap, &f.topics.gps, 1);
+    let good = r#"{"schema_version":1,"id":"6f1c2f9e-6a59-4f0e-9a43-2f1d1f0c9b11","device_id":"0d7c6b8a-1f2e-4d3c-8b7a-6f5e4d3c2b1a","trip_id":"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d","timestamp":"2026-11-26T09:30:00.250Z","lat":52.39,"lon":13.06,"speed_kmh":48.2,"heading_deg":181.5,"accuracy_m":3.0}"#;
+    let extended = good.replacen('{', r#"{"satellites":9,"#, 1);
+    let impossible = good.replace("52.39", "123.0");
+    let missing = good.replace(r#""lon":13.06,"#, "");
+    let mistyped = good.replace("48.2", r#""fast""#);
+    let messages: Vec<(Option<&str>, Option<&[u8]>)> = vec![
+        (Some("k"), Some(good.as_bytes())),       // 0
+        (Some("k"), Some(b"\xff\xfe not utf-8")), // 1
+        (Some("k"), Some(b"{\"not\": json")),     // 2
+        (Some("k"), Some(impossible.as_bytes())), // 3
+        (Some("k"), Some(extended.as_bytes())),   // 4
+        (Some("k"), Some(missing.as_bytes())),    // 5
+        (Some("k"), Some(mistyped.as_bytes())),   // 6
+        (None, None),                             // 7
+        (Some("k"), Some(good.as_bytes())),       // 8
+    ];
+    produce(&f.bootstrap, &f.topics.gps, &messages);
+
+    let stderr = assert_success(&f.load(&[]));
+    let summary_line = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("dead letters"))
+        .unwrap_or_default();
+    assert_eq!(
+        summary_line.split_whitespace().last(),
+        Some("6"),
+        "{stderr}"
+    );
+    assert_eq!(f.count("gps_data"), 3);
+    let dead = query_strings(
+        &f.db,
+        "SELECT \"offset\"::VARCHAR || ' ' || error FROM iot_stream._dead_letters ORDER BY \"offset\"",
+    );
+    let offsets: Vec<&str> = dead.iter().map(|d| d.split(' ').next().unwrap()).collect();
+    assert_eq!(offsets, ["1", "2", "3", "5", "6", "7"], "{dead:#?}");
+    assert!(dead[0].contains("not UTF-8"));
+    assert!(dead[2].contains("`lat` is 123"));
+    assert!(dead[3].contains("missing field `lon`"));
+    assert!(dead[4].contains("invalid type"));
+    assert!(dead[5].contains("no payload"));
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream._dead_letters WHERE \"offset\" = 1 AND payload = '\\xFF\\xFE not utf-8'::BLOB"
+        ),
+        1,
+        "the raw payload is kept"
+    );
+    let extra = query_strings(
+        &f.db,
+        "SELECT _extra FROM iot_stream.gps_data WHERE _extra IS NOT NULL",
+    );
+    assert_eq!(extra, [r#"{"satellites":9}"#]);
+    assert_each_offset_once(&f.db);
+
+    // The next run starts after them: nothing is loaded twice, nothing stuck.
+    assert_success(&f.load(&[]));
+    assert_eq!(
+        query_i64(&f.db, "SELECT count(*) FROM iot_stream._dead_letters"),
+        6
+    );
+    assert_eq!(f.count("gps_data"), 3);
+}
+
+#[test]
+fn killed_loads_resume_exactly() {
+    let f = Fixture::new();
+    let produced = f.simulate(&[
+        "--from",
+        "Berlin",
+        "--to",
+        "Hamburg",
+        "--vehicles",
+        "12",
+        "--stagger",
+        "5s",
+        "--duration",
+        "20m",
+        "--seed",
+        "5",
+    ]);
+    assert!(
+        produced > 20_000,
+        "{produced} messages is too small a backlog"
+    );
+
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut kills = 0;
+    for _ in 0..6 {
+        let mut child = f
+            .load_command(&["--batch-size", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = Duration::from_millis(300 + (seed >> 33) % 1500);
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL: no chance to clean up
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if f.db.exists() {
+            assert_each_offset_once(&f.db);
+        }
+    }
+    assert!(
+        kills >= 5,
+        "only {kills} loads were still running when killed"
+    );
+
+    assert_success(&f.load(&[]));
+    assert_each_offset_once(&f.db);
+    assert_eq!(f.rows() as u64, produced, "messages are missing");
+    assert_eq!(
+        query_i64(&f.db, "SELECT count(*) FROM iot_stream._dead_letters"),
+        0
+    );
+}
+
+#[test]
+fn a_locked_file_exits_75_and_nothing_is_lost() {
+    let f = Fixture::new();
+    let first = f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "200",
+    ]);
+    assert_success(&f.load(&[]));
+    let second = f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "300",
+    ]);
+
+    // Another process holds the file, as DBeaver does while connected.
+    let holder = duckdb::Connection::open(&f.db).unwrap();
+    let started = Instant::now();
+    let output = f.load(&["--lock-timeout", "2s"]);
+    assert_eq!(
+        output.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("in use by another program") && stderr.contains("PID"),
+        "{stderr}"
+    );
+    drop(holder);
+
+    assert_success(&f.load(&[]));
+    assert_eq!(f.rows() as u64, second);
+    assert!(second > first);
+    assert_each_offset_once(&f.db);
+}
+
+#[test]
+fn a_recreated_topic_is_refused_until_reset() {
+    let f = Fixture::new();
+    f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "400",
+    ]);
+    assert_success(&f.load(&[]));
+
+    // The broker's data is replaced: every partition now ends below the offsets the
+    // file stored. (tansu cannot delete topics, so the file is moved ahead instead;
+    // for the loader the two are the same.)
+    {
+        let conn = duckdb::Connection::open(&f.db).unwrap();
+        conn.execute_batch("UPDATE iot_stream._kafka_offsets SET next_offset = next_offset + 1000")
+            .unwrap();
+    }
+    f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "10",
+    ]);
+
+    let before = f.rows();
+    let output = f.load(&[]);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("beyond the end") && stderr.contains("--reset-offsets"),
+        "{stderr}"
+    );
+    assert_eq!(
+        f.rows(),
+        before,
+        "nothing is written when the offsets do not fit"
+    );
+
+    // --reset-offsets reads the partitions from their earliest message again.
+    assert_success(&f.load(&["--reset-offsets"]));
+    assert_eq!(f.rows(), before + 410);
+}
+
+#[test]
+fn the_file_opens_in_duckdb_1_4() {
+    let f = Fixture::new();
+    f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "2",
+        "--max-events",
+        "500",
+    ]);
+    assert_success(&f.load(&[]));
+    let rows = f.rows();
+
+    let script = "import sys, duckdb\n\
+                  assert duckdb.__version__.startswith('1.4'), duckdb.__version__\n\
+                  c = duckdb.connect(sys.argv[1], read_only=True)\n\
+                  n = sum(c.sql(f'SELECT count(*) FROM iot_stream.{t}').fetchone()[0] for t in sys.argv[2:])\n\
+                  trips = c.sql('SELECT count(*) FROM iot_stream.trips').fetchone()[0]\n\
+                  print(n, trips)\n";
+    let tables: Vec<&str> = EventKind::ALL.iter().map(|k| k.default_topic()).collect();
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&f.db)
+        .args(&tables)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "DuckDB 1.4 could not read the file (install it with `pip install duckdb==1.4.4`; scripts/test.sh does): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(printed.trim(), format!("{rows} 2"));
+}
+
+#[test]
+fn a_column_the_model_gained_is_added_and_old_rows_read_null() {
+    let f = Fixture::new();
+    f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "100",
+    ]);
+    assert_success(&f.load(&[]));
+    // Make the table look as an older loader left it, without accuracy_m.
+    {
+        let conn = duckdb::Connection::open(&f.db).unwrap();
+        conn.execute_batch("ALTER TABLE iot_stream.gps_data DROP COLUMN accuracy_m")
+            .unwrap();
+    }
+    let old_rows = f.count("gps_data");
+    f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "100",
+    ]);
+    assert_success(&f.load(&[]));
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream.gps_data WHERE accuracy_m IS NULL"
+        ),
+        old_rows
+    );
+    assert!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream.gps_data WHERE accuracy_m IS NOT NULL"
+        ) > 0
+    );
+}
+
+#[test]
+fn an_unreachable_broker_is_exit_5() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = scratch_dir().join("x.duckdb");
+    let output = run(
+        binary("load")
+            .args([
+                "--bootstrap-servers",
+                &format!("127.0.0.1:{port}"),
+                "--kafka-timeout",
+                "3s",
+                "--duckdb-file",
+            ])
+            .arg(&db),
+        LIMIT,
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("127.0.0.1:{port}")));
+}
