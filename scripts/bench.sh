@@ -10,14 +10,4 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
 
-BROKER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BROKER_DIR=$(mktemp -d -t iot-bench-broker.XXXXXX)
-export BROKER_PORT BROKER_DIR
-cleanup() {
-  scripts/broker.sh stop || true
-  rm -rf "$BROKER_DIR"
-}
-trap cleanup EXIT
-
-scripts/broker.sh start
-IOT_BENCH_BOOTSTRAP=127.0.0.1:$BROKER_PORT cargo bench -p iot-simulate -p iot-load
+exec scripts/broker.sh with sh -c 'IOT_BENCH_BOOTSTRAP=$BROKER_BOOTSTRAP exec cargo bench -p iot-simulate -p iot-load'

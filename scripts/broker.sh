@@ -6,6 +6,9 @@
 #   scripts/broker.sh stop      stop it (the data stays in its directory)
 #   scripts/broker.sh status    exit 0 if it is running and answering
 #   scripts/broker.sh install   only install tansu
+#   scripts/broker.sh with CMD  run CMD against a private broker on a free port, with
+#                               its data in a temporary directory, then stop it;
+#                               CMD finds it at $BROKER_BOOTSTRAP
 #
 # BROKER_PORT (default 9092) and BROKER_DIR (default .local/broker in the repository)
 # choose where it listens and keeps its data; BROKER_DIR must be writable.
@@ -97,13 +100,25 @@ stop() {
   say "stopped"
 }
 
+# A private broker for one command: the tests and the benchmarks use it.
+with() {
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  dir=$(mktemp -d -t iot-broker.XXXXXX)
+  pidfile=$dir/tansu.pid
+  log=$dir/tansu.log
+  trap 'stop; rm -rf "$dir"' EXIT
+  start
+  BROKER_BOOTSTRAP=127.0.0.1:$port "$@"
+}
+
 case ${1:-} in
   start) start ;;
+  with) shift; with "$@" ;;
   stop) stop ;;
   status) running && answering ;;
   install) install ;;
   *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -15,15 +15,5 @@ if ! python3 -c 'import duckdb, sys; sys.exit(not duckdb.__version__.startswith(
   python3 -m pip install --quiet --disable-pip-version-check 'duckdb==1.4.4'
 fi
 
-BROKER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BROKER_DIR=$(mktemp -d -t iot-test-broker.XXXXXX)
-export BROKER_PORT BROKER_DIR
-cleanup() {
-  scripts/broker.sh stop || true
-  rm -rf "$BROKER_DIR"
-}
-trap cleanup EXIT
-
-scripts/broker.sh start
-export IOT_TEST_BOOTSTRAP=127.0.0.1:$BROKER_PORT
-cargo test --workspace "$@"
+# IOT_TEST_BOOTSTRAP tells the end-to-end tests where the broker is.
+exec scripts/broker.sh with sh -c 'IOT_TEST_BOOTSTRAP=$BROKER_BOOTSTRAP exec cargo test --workspace "$@"' sh "$@"

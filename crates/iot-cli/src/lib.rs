@@ -4,7 +4,7 @@
 mod shutdown;
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use shutdown::Shutdown;
 
@@ -36,9 +36,60 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m, 1h)"))
 }
 
+/// Says when the next progress line is due: every two seconds, and never when
+/// progress is off (by default, when standard error is not a terminal).
+pub struct Ticker {
+    enabled: bool,
+    started: Instant,
+    next: Instant,
+}
+
+impl Ticker {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    pub fn new(enabled: bool) -> Self {
+        let now = Instant::now();
+        Self {
+            enabled,
+            started: now,
+            next: now + Self::EVERY,
+        }
+    }
+
+    /// The time since the start, if a line is due now.
+    pub fn due(&mut self) -> Option<Duration> {
+        if !self.enabled {
+            return None;
+        }
+        let now = Instant::now();
+        if now < self.next {
+            return None;
+        }
+        self.next = now + Self::EVERY;
+        Some(now - self.started)
+    }
+}
+
+/// Whether progress lines are on by default: only for a person watching.
+pub fn progress_by_default() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disabled_ticker_is_never_due() {
+        let mut off = Ticker::new(false);
+        off.next = Instant::now();
+        assert_eq!(off.due(), None);
+        let mut on = Ticker::new(true);
+        assert_eq!(on.due(), None, "not due before two seconds");
+        on.next = Instant::now();
+        assert!(on.due().is_some());
+        assert_eq!(on.due(), None, "due again only two seconds later");
+    }
 
     #[test]
     fn parses_human_durations() {

@@ -14,7 +14,7 @@ pub mod source;
 
 use std::time::{Duration, Instant};
 
-use iot_cli::Shutdown;
+use iot_cli::{Shutdown, Ticker};
 use iot_kafka::{KafkaError, KafkaSettings};
 use iot_model::{Timestamp, Topics};
 
@@ -180,7 +180,7 @@ async fn run_with(
     tracing::info!(load_id = %load.load_id, "load started");
 
     let mut batch = Batch::default();
-    let mut progress = Progress::new(options.progress);
+    let mut ticker = Ticker::new(options.progress);
     // In cron mode, a broker that stops delivering below the watermarks it reported
     // must not hang the run until the next cron job piles up behind it.
     let stall_limit = (options.kafka.timeout * 3).max(Duration::from_secs(30));
@@ -210,7 +210,7 @@ async fn run_with(
             )
             .await?;
         }
-        progress.maybe_report(&load, &batch);
+        report_progress(&mut ticker, &load, &batch);
     }
     // Ctrl-C: what was read is complete messages; commit it rather than read it again.
     commit(&mut destination, &source, batch, &mut load).await?;
@@ -259,34 +259,12 @@ async fn commit(
 }
 
 /// A line on standard error every few seconds, for people watching a long load.
-struct Progress {
-    enabled: bool,
-    started: Instant,
-    next: Instant,
-}
-
-impl Progress {
-    const EVERY: Duration = Duration::from_secs(2);
-
-    fn new(enabled: bool) -> Self {
-        let now = Instant::now();
-        Self {
-            enabled,
-            started: now,
-            next: now + Self::EVERY,
-        }
-    }
-
-    fn maybe_report(&mut self, load: &LoadRecord, batch: &Batch) {
-        let now = Instant::now();
-        if !self.enabled || now < self.next {
-            return;
-        }
-        self.next = now + Self::EVERY;
+fn report_progress(ticker: &mut Ticker, load: &LoadRecord, batch: &Batch) {
+    if let Some(elapsed) = ticker.due() {
         let rows = load.total_rows();
         eprintln!(
             "{rows} rows committed ({:.0}/s), {} in the open batch, {} dead letters",
-            rows as f64 / (now - self.started).as_secs_f64(),
+            rows as f64 / elapsed.as_secs_f64(),
             batch.len(),
             load.dead_letters
         );

@@ -191,8 +191,6 @@ fn options(cli: Cli) -> Options {
         follow: cli.follow,
         start_from: cli.start_from.map_or(StartFrom::Earliest, StartFrom::Time),
         reset_offsets: cli.reset_offsets,
-        progress: cli
-            .progress
-            .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        progress: cli.progress.unwrap_or_else(iot_cli::progress_by_default),
     }
 }

@@ -16,10 +16,9 @@ pub mod simulation;
 pub mod sink;
 pub mod weather;
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use iot_cli::Shutdown;
+use iot_cli::{Shutdown, Ticker};
 use iot_kafka::{KafkaError, KafkaSettings};
 use iot_model::{Event, EventKind, Topics};
 use rand::SeedableRng;
@@ -121,7 +120,7 @@ impl Default for Options {
             topics: Topics::default(),
             partitions: 3,
             replication_factor: 1,
-            progress: std::io::stderr().is_terminal(),
+            progress: iot_cli::progress_by_default(),
         }
     }
 }
@@ -214,7 +213,7 @@ pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, Simula
         ..Summary::default()
     };
     let started = Instant::now();
-    let mut progress = Progress::new(options.progress, started);
+    let mut ticker = Ticker::new(options.progress);
     let mut events: Vec<Event> = Vec::with_capacity(64);
     let mut payload = Vec::with_capacity(512);
     let max_events = options.max_events.unwrap_or(u64::MAX);
@@ -241,7 +240,7 @@ pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, Simula
             }
             summary.events[event.kind() as usize] += 1;
         }
-        progress.maybe_report(&simulation, &summary, sink.in_flight());
+        report_progress(&mut ticker, &simulation, &summary, sink.in_flight());
         if let Speed::Factor(factor) = options.speed {
             let due = Duration::from_secs_f64(simulation.elapsed_ms() as f64 / 1000.0 / factor);
             shutdown.sleep_until(started + due).await;
@@ -285,40 +284,20 @@ async fn open_kafka(options: &Options) -> Result<KafkaSink, SimulateError> {
 }
 
 /// A line on standard error every few seconds, for people watching a long run.
-struct Progress {
-    enabled: bool,
-    started: Instant,
-    next: Instant,
-}
-
-impl Progress {
-    const EVERY: Duration = Duration::from_secs(2);
-
-    fn new(enabled: bool, started: Instant) -> Self {
-        Self {
-            enabled,
-            started,
-            next: started + Self::EVERY,
-        }
-    }
-
-    fn maybe_report(&mut self, simulation: &Simulation, summary: &Summary, in_flight: usize) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        if now < self.next {
-            return;
-        }
-        self.next = now + Self::EVERY;
-        let rate = summary.total() as f64 / (now - self.started).as_secs_f64();
+fn report_progress(
+    ticker: &mut Ticker,
+    simulation: &Simulation,
+    summary: &Summary,
+    in_flight: usize,
+) {
+    if let Some(elapsed) = ticker.due() {
         eprintln!(
             "simulated {}  {}/{} vehicles on the road  {} events ({:.0}/s, {} awaiting delivery)",
             simulation.now(),
             simulation.on_the_road(),
             simulation.vehicle_count(),
             summary.total(),
-            rate,
+            summary.total() as f64 / elapsed.as_secs_f64(),
             in_flight
         );
     }
