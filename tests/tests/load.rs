@@ -365,8 +365,9 @@ fn a_recreated_topic_is_refused_until_reset() {
     assert_success(&f.load(&[]));
 
     // The broker's data is replaced: every partition now ends below the offsets the
-    // file stored. (tansu cannot delete topics, so the file is moved ahead instead;
-    // for the loader the two are the same.)
+    // file stored. (Deleting the topics through tansu 0.6 answered
+    // UnknownTopicOrPartition, so the stored offsets are moved ahead instead; to the
+    // loader the two look the same.)
     {
         let conn = duckdb::Connection::open(&f.db).unwrap();
         conn.execute_batch("UPDATE iot_stream._kafka_offsets SET next_offset = next_offset + 1000")
