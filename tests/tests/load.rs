@@ -522,3 +522,74 @@ fn an_unreachable_broker_is_exit_5() {
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("127.0.0.1:{port}")));
 }
+
+#[test]
+fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
+    let f = Fixture::new();
+    let first = f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "100",
+    ]);
+    let mut child = f
+        .load_command(&["--follow", "--batch-timeout", "500ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let total = f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "150",
+    ]);
+    assert!(total > first);
+    std::thread::sleep(Duration::from_secs(3));
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "load --follow did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Interrupted load"), "{stderr}");
+    assert_eq!(f.rows() as u64, total);
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream._loads WHERE status = 'interrupted'"
+        ),
+        1
+    );
+    assert_each_offset_once(&f.db);
+}
+
+#[test]
+fn start_from_skips_what_came_before_that_time() {
+    let f = Fixture::new();
+    let produced = f.simulate(&["--from", "Potsdam", "--to", "Berlin", "--vehicles", "1", "--max-events", "120"]);
+    assert_success(&f.load(&["--start-from", "2099-01-01T00:00:00Z"]));
+    assert_eq!(f.rows(), 0, "every message is older than the start time");
+    assert_success(&f.load(&["--start-from", "2000-01-01T00:00:00Z"]));
+    assert_eq!(f.rows() as u64, produced);
+}
