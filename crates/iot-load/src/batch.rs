@@ -60,16 +60,7 @@ pub struct Batch {
 impl Batch {
     /// Decodes a message into a row, or a dead letter, and extends its partition's range.
     pub fn add(&mut self, topics: &Topics, topic: &str, kafka: KafkaMeta, payload: Option<&[u8]>) {
-        self.opened.get_or_insert_with(Instant::now);
-        self.messages += 1;
-        let range = self
-            .ranges
-            .entry((topic.to_owned(), kafka.partition))
-            .or_insert(OffsetRange {
-                first: kafka.offset,
-                next: kafka.offset,
-            });
-        range.next = range.next.max(kafka.offset + 1);
+        self.skip(topic, kafka.partition, kafka.offset);
 
         let Some(kind) = topics.kind_of(topic) else {
             return self.reject(
@@ -90,6 +81,21 @@ impl Batch {
             }),
             Err(error) => self.reject(topic, kafka, Some(payload), error),
         }
+    }
+
+    /// Passes over a message without loading it (older than `--start-from`): its
+    /// offset still moves on with the batch.
+    pub fn skip(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.opened.get_or_insert_with(Instant::now);
+        self.messages += 1;
+        let range = self
+            .ranges
+            .entry((topic.to_owned(), partition))
+            .or_insert(OffsetRange {
+                first: offset,
+                next: offset,
+            });
+        range.next = range.next.max(offset + 1);
     }
 
     fn reject(&mut self, topic: &str, kafka: KafkaMeta, payload: Option<&[u8]>, error: String) {

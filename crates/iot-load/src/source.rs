@@ -59,6 +59,10 @@ struct PartitionState {
     next: i64,
     /// The high watermark when the run started: where cron mode stops.
     end: i64,
+    /// `--start-from` for a partition never loaded: messages older than this are
+    /// passed over. The broker's time index only finds where to begin; this check
+    /// makes the rule hold whatever the broker answers.
+    not_before: Option<Timestamp>,
 }
 
 pub struct KafkaSource {
@@ -123,7 +127,12 @@ impl KafkaSource {
                     .map_err(|e| {
                         read(format!("the offsets of {topic} partition {partition}"), e)
                     })?;
-                let next = match stored.get(&(topic.to_owned(), partition)) {
+                let stored_next = stored.get(&(topic.to_owned(), partition));
+                let not_before = match (stored_next, start_from) {
+                    (None, StartFrom::Time(t)) => Some(t),
+                    _ => None,
+                };
+                let next = match stored_next {
                     Some(&stored) if stored > high => {
                         if !reset_offsets {
                             return Err(SourceError::OffsetBeyondEnd {
@@ -171,6 +180,7 @@ impl KafkaSource {
                     partition,
                     next,
                     end: high,
+                    not_before,
                 });
             }
         }
@@ -234,14 +244,22 @@ impl KafkaSource {
                 .map(|k| String::from_utf8_lossy(k).into_owned()),
         };
         let topic = message.topic();
+        let mut too_old = false;
         if let Some(p) = self
             .partitions
             .iter_mut()
             .find(|p| p.partition == meta.partition && p.topic == topic)
         {
             p.next = p.next.max(meta.offset + 1);
+            too_old = p
+                .not_before
+                .is_some_and(|t| meta.timestamp.is_some_and(|m| m < t));
         }
-        batch.add(topics, topic, meta, message.payload());
+        if too_old {
+            batch.skip(topic, meta.partition, meta.offset);
+        } else {
+            batch.add(topics, topic, meta, message.payload());
+        }
         Ok(true)
     }
 
