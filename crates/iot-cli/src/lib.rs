@@ -36,6 +36,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m, 1h)"))
 }
 
+/// Runs a program's async body on a fresh runtime, with Ctrl-C and SIGTERM wired to
+/// the [`Shutdown`] it is given. Fails only if the runtime cannot start.
+pub fn run_until_done<F: std::future::Future>(
+    body: impl FnOnce(Shutdown) -> F,
+) -> Result<F::Output, String> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(runtime.block_on(async { body(Shutdown::on_signals()).await }))
+}
+
 /// Says when the next progress line is due: every two seconds, and never when
 /// progress is off (by default, when standard error is not a terminal).
 pub struct Ticker {

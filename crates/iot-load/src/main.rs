@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use iot_cli::{Shutdown, parse_duration};
+use iot_cli::parse_duration;
 use iot_kafka::{KafkaArgs, TopicArgs, or_env};
 use iot_load::batch::BatchPolicy;
 use iot_load::destination::duckdb::{DEFAULT_STORAGE_VERSION, DuckDbOptions};
@@ -138,17 +138,13 @@ fn main() -> ExitCode {
     let duckdb_file = cli.duckdb_file.clone();
     let dataset = cli.dataset.clone();
     let options = options(cli);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
+    let outcome = match iot_cli::run_until_done(|shutdown| iot_load::run(options, shutdown)) {
+        Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let outcome = runtime.block_on(async {
-        let shutdown = Shutdown::on_signals();
-        iot_load::run(options, shutdown).await
-    });
     match outcome {
         Ok(summary) => {
             eprintln!("{summary}");

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use iot_cli::Shutdown;
 use iot_cli::parse_duration;
 use iot_kafka::KafkaArgs;
 use iot_model::Timestamp;
@@ -193,17 +192,13 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
+    let outcome = match iot_cli::run_until_done(|shutdown| iot_simulate::run(options, shutdown)) {
+        Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let outcome = runtime.block_on(async {
-        let shutdown = Shutdown::on_signals();
-        iot_simulate::run(options, shutdown).await
-    });
     match outcome {
         Ok(summary) => {
             eprintln!("{summary}");
