@@ -610,3 +610,22 @@ fn start_from_skips_what_came_before_that_time() {
     assert_success(&fresh.load(&["--start-from", "2000-01-01T00:00:00Z"]));
     assert_eq!(fresh.rows() as u64, produced);
 }
+
+#[test]
+fn a_database_file_that_cannot_be_created_is_exit_4() {
+    let db = scratch_dir()
+        .join("no-such-directory")
+        .join("iot_service.duckdb");
+    let output = run(binary("load").arg("--duckdb-file").arg(&db), LIMIT);
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot open the database file") && stderr.contains("no-such-directory"),
+        "{stderr}"
+    );
+}
