@@ -15,7 +15,7 @@ use iot_cli::Shutdown;
 use iot_kafka::KafkaSettings;
 use iot_load::batch::{Batch, BatchPolicy};
 use iot_load::destination::duckdb::{DuckDb, DuckDbOptions};
-use iot_load::destination::{Destination, LoadRecord};
+use iot_load::destination::{Destination, LoadRecord, StoredOffsets};
 use iot_load::{DestinationOptions, Options};
 use iot_model::{EventKind, Timestamp, Topics};
 use iot_simulate::fleet::VehicleSpec;
@@ -105,6 +105,7 @@ async fn decode_and_append(n: usize) {
     let policy = BatchPolicy::default();
     let started = Instant::now();
     let mut batch = Batch::default();
+    let mut expected = StoredOffsets::new();
     for (offset, (kind, key, payload)) in input.iter().enumerate() {
         let meta = iot_load::batch::KafkaMeta {
             partition: 0,
@@ -115,14 +116,15 @@ async fn decode_and_append(n: usize) {
         batch.add(&topics, topics.name(*kind), meta, Some(payload));
         if batch.len() >= policy.max_messages {
             load.add(&batch);
-            duck.commit(&batch, &load)
+            duck.commit(&batch, &expected, &load)
                 .await
                 .expect("the bench file is writable");
+            expected.extend(batch.ranges().iter().map(|(k, r)| (k.clone(), r.next)));
             batch = Batch::default();
         }
     }
     load.add(&batch);
-    duck.commit(&batch, &load)
+    duck.commit(&batch, &expected, &load)
         .await
         .expect("the bench file is writable");
     let secs = started.elapsed().as_secs_f64();

@@ -8,6 +8,8 @@
 use iot_model::{Event, EventKind, Timestamp};
 use uuid::Uuid;
 
+use crate::batch::Row;
+
 /// A column type, named by what it holds rather than by any one database's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -149,6 +151,35 @@ pub enum Cell<'a> {
     Time(Timestamp),
 }
 
+impl Cell<'_> {
+    /// What the value is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cell::Null => "NULL",
+            Cell::Integer(_) => "an integer",
+            Cell::Double(_) => "a double",
+            Cell::Text(_) => "text",
+            Cell::Uuid(_) => "a UUID",
+            Cell::Time(_) => "a timestamp",
+        }
+    }
+}
+
+/// Appends a row's values to `out`, in [`all_columns`] order: the event's, its
+/// unknown fields, where it came from and the load writing it.
+pub fn row_cells<'a>(row: &'a Row, topic: &'a str, load_id: &'a str, out: &mut Vec<Cell<'a>>) {
+    cells(&row.event, out);
+    out.push(row.extra.as_deref().map_or(Cell::Null, Cell::Text));
+    out.extend([
+        Cell::Text(topic),
+        Cell::Integer(row.kafka.partition.into()),
+        Cell::Integer(row.kafka.offset),
+        row.kafka.timestamp.map_or(Cell::Null, Cell::Time),
+        row.kafka.key.as_deref().map_or(Cell::Null, Cell::Text),
+        Cell::Text(load_id),
+    ]);
+}
+
 /// Appends the event's values to `out`, in [`model_columns`] order.
 pub fn cells<'a>(event: &'a Event, out: &mut Vec<Cell<'a>>) {
     use Cell::{Double as F, Integer as I, Text as T, Time as Ts, Uuid as U};
@@ -228,7 +259,7 @@ pub fn cells<'a>(event: &'a Event, out: &mut Vec<Cell<'a>>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
@@ -240,7 +271,7 @@ mod tests {
     use super::*;
 
     /// At least one event of every kind, from the simulator.
-    fn one_of_each() -> Vec<Event> {
+    pub(crate) fn one_of_each() -> Vec<Event> {
         let route = offline::route(
             GeoPoint {
                 lat: 52.39,

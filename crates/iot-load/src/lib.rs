@@ -20,7 +20,7 @@ use iot_model::{Timestamp, Topics};
 
 use crate::batch::{Batch, BatchPolicy};
 use crate::destination::duckdb::{DuckDb, DuckDbOptions};
-use crate::destination::{Destination, DestinationError, LoadRecord};
+use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
 use crate::source::{KafkaSource, SourceError, StartFrom};
 
 /// Exit statuses, as documented in `load --help`.
@@ -160,6 +160,12 @@ async fn run_with(
 ) -> Result<Summary, LoadError> {
     let started = Instant::now();
     let stored = destination.stored_offsets().await?;
+    // The stored offsets as this loader believes them: what it read, moved on by
+    // what it committed. A commit only succeeds if the destination agrees.
+    let mut expected = stored.clone();
+    if options.follow {
+        destination.release();
+    }
     let opened = {
         let (kafka, group, topics, start, reset) = (
             options.kafka.clone(),
@@ -193,7 +199,14 @@ async fn run_with(
         if source.poll_into(&mut batch, &options.topics, Duration::from_millis(100))? {
             last_message = now;
         } else if !options.follow && now - last_message > stall_limit {
-            commit(&mut destination, &source, batch, &mut load).await?;
+            commit(
+                &mut destination,
+                &mut source,
+                batch,
+                &mut load,
+                &mut expected,
+            )
+            .await?;
             return Err(SourceError::Stalled {
                 idle: stall_limit,
                 behind: source.behind(),
@@ -202,18 +215,32 @@ async fn run_with(
         }
         let now = Instant::now();
         if options.batch.should_complete(&batch, now) || (!options.follow && source.caught_up()) {
+            // A full batch means more are waiting: keep the destination open for
+            // them. Otherwise a follower is about to wait, and lets go of it.
+            let more_waiting = batch.len() >= options.batch.max_messages;
             commit(
                 &mut destination,
-                &source,
+                &mut source,
                 std::mem::take(&mut batch),
                 &mut load,
+                &mut expected,
             )
             .await?;
+            if options.follow && !more_waiting {
+                destination.release();
+            }
         }
         report_progress(&mut ticker, &load, &batch);
     }
     // Ctrl-C: what was read is complete messages; commit it rather than read it again.
-    commit(&mut destination, &source, batch, &mut load).await?;
+    commit(
+        &mut destination,
+        &mut source,
+        batch,
+        &mut load,
+        &mut expected,
+    )
+    .await?;
 
     let interrupted = shutdown.requested();
     load.status = if interrupted {
@@ -232,23 +259,38 @@ async fn run_with(
     })
 }
 
+/// Commits a batch. If another loader committed some of its partitions first,
+/// the batch is dropped, and reading goes on from the offsets now stored.
 async fn commit(
     destination: &mut impl Destination,
-    source: &KafkaSource,
+    source: &mut KafkaSource,
     batch: Batch,
     load: &mut LoadRecord,
+    expected: &mut StoredOffsets,
 ) -> Result<(), LoadError> {
     if batch.is_empty() {
         return Ok(());
     }
-    load.add(&batch);
-    destination.commit(&batch, load).await?;
-    let next = batch
+    let mut counted = load.clone();
+    counted.add(&batch);
+    match destination.commit(&batch, expected, &counted).await {
+        Ok(()) => {}
+        Err(conflict @ DestinationError::Conflict { .. }) => {
+            tracing::warn!(%conflict, "reading on from the offsets the other loader stored");
+            *expected = destination.stored_offsets().await?;
+            tokio::task::block_in_place(|| source.rewind(expected, &batch))?;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    *load = counted;
+    let next: StoredOffsets = batch
         .ranges()
         .iter()
         .map(|(k, r)| (k.clone(), r.next))
         .collect();
     source.commit_group_offsets(&next);
+    expected.extend(next);
     tracing::debug!(
         messages = batch.len(),
         dead_letters = batch.dead_letters().len(),

@@ -263,6 +263,32 @@ impl KafkaSource {
         Ok(true)
     }
 
+    /// Goes back (or forward) to `stored` for the partitions of a batch that was
+    /// not committed, so that its messages are read again unless another loader
+    /// stored them already. Blocking.
+    pub fn rewind(&mut self, stored: &StoredOffsets, dropped: &Batch) -> Result<(), SourceError> {
+        for ((topic, partition), range) in dropped.ranges() {
+            let next = stored
+                .get(&(topic.clone(), *partition))
+                .copied()
+                .unwrap_or(range.first);
+            self.consumer
+                .seek(topic, *partition, Offset::Offset(next), self.timeout)
+                .map_err(|e| SourceError::Read {
+                    what: format!("{topic} partition {partition} at offset {next}"),
+                    reason: e.to_string(),
+                })?;
+            if let Some(p) = self
+                .partitions
+                .iter_mut()
+                .find(|p| p.partition == *partition && p.topic == *topic)
+            {
+                p.next = next;
+            }
+        }
+        Ok(())
+    }
+
     /// Tells the consumer group how far the destination has got, for lag
     /// dashboards. Best effort: the destination's offsets are the truth.
     pub fn commit_group_offsets(&self, next: &BTreeMap<PartitionKey, i64>) {

@@ -25,6 +25,16 @@ pub enum DestinationError {
     Open { path: String, reason: String },
     #[error("writing to {what} failed: {reason}")]
     Write { what: String, reason: String },
+    #[error(
+        "another loader committed {topic} partition {partition} first (next offset expected \
+         {expected:?}, found {found:?}); this batch was rolled back"
+    )]
+    Conflict {
+        topic: String,
+        partition: i32,
+        expected: Option<i64>,
+        found: Option<i64>,
+    },
 }
 
 impl DestinationError {
@@ -111,6 +121,23 @@ impl LoadRecord {
 /// Next offsets to read, per partition.
 pub type StoredOffsets = BTreeMap<PartitionKey, i64>;
 
+/// The first partition of `batch` whose stored offset is not the expected one.
+pub fn conflict(
+    batch: &Batch,
+    expected: &StoredOffsets,
+    stored: &StoredOffsets,
+) -> Option<DestinationError> {
+    batch.ranges().keys().find_map(|key| {
+        let (want, found) = (expected.get(key), stored.get(key));
+        (want != found).then(|| DestinationError::Conflict {
+            topic: key.0.clone(),
+            partition: key.1,
+            expected: want.copied(),
+            found: found.copied(),
+        })
+    })
+}
+
 /// A store the loader can write batches to exactly once.
 #[allow(async_fn_in_trait)]
 pub trait Destination {
@@ -118,9 +145,21 @@ pub trait Destination {
     async fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError>;
 
     /// Writes the batch's rows and dead letters, moves each of its partitions'
-    /// next offsets to the end of its range, and saves `load`, atomically.
-    async fn commit(&mut self, batch: &Batch, load: &LoadRecord) -> Result<(), DestinationError>;
+    /// next offsets to the end of its range, and saves `load`, atomically; but only
+    /// if the stored next offsets of those partitions are still `expected` (absent
+    /// where `expected` has none). Otherwise nothing is written and the answer is
+    /// [`DestinationError::Conflict`]: another loader got there first.
+    async fn commit(
+        &mut self,
+        batch: &Batch,
+        expected: &StoredOffsets,
+        load: &LoadRecord,
+    ) -> Result<(), DestinationError>;
 
-    /// Saves `load` alone (at the end of a run).
+    /// Saves `load` alone, at the end of a run, and lets go of the destination.
     async fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError>;
+
+    /// Lets go of what is held open between batches (a database file others wait
+    /// for), because the loader is about to wait for messages.
+    fn release(&mut self) {}
 }

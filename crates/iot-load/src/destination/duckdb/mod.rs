@@ -11,12 +11,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use duckdb::types::{TimeUnit, ToSqlOutput, Value, ValueRef};
-use duckdb::{Connection, ToSql, appender_params_from_iter, params};
+use duckdb::{Connection, ToSql, params};
 use iot_model::{EventKind, Timestamp, Topics};
 
-use super::{Destination, DestinationError, LoadRecord, StoredOffsets};
+mod encoding;
+
+use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
 use crate::batch::Batch;
-use crate::columns::{Cell, Column, ColumnType, all_columns, cells};
+use crate::columns::{Cell, Column, ColumnType, all_columns, row_cells};
+use encoding::RecordBatchBuilder;
 
 /// The storage format written by default: readable by DuckDB 1.4 and later, which
 /// current DBeaver drivers bundle.
@@ -50,6 +53,9 @@ pub struct DuckDb {
     topics: Topics,
     /// Set once the tables and views exist and match the model, in this run.
     schema_ready: bool,
+    /// The open file, kept between batches that follow each other and closed by
+    /// [`Destination::release`] when the loader waits, so that others can open it.
+    conn: Option<Connection>,
 }
 
 impl DuckDb {
@@ -58,6 +64,7 @@ impl DuckDb {
             options,
             topics,
             schema_ready: false,
+            conn: None,
         }
     }
 
@@ -65,8 +72,15 @@ impl DuckDb {
         self.options.path.display().to_string()
     }
 
-    /// Opens the file, waiting while another process holds it, and makes sure the
-    /// tables are there.
+    /// The open file: opened if it is not, waiting while another process holds
+    /// it, with the tables made sure of.
+    async fn connection(&mut self) -> Result<&Connection, DestinationError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.open().await?);
+        }
+        Ok(self.conn.as_ref().expect("just opened"))
+    }
+
     async fn open(&mut self) -> Result<Connection, DestinationError> {
         let started = Instant::now();
         let mut wait = Duration::from_millis(100);
@@ -185,28 +199,22 @@ impl DuckDb {
                 continue;
             }
             let table = kind.default_topic();
-            let columns: Vec<&str> = all_columns(kind).map(|c| c.name).collect();
             let topic = self.topics.name(kind);
+            let mut records = RecordBatchBuilder::new(all_columns(kind), rows.len());
+            for row in rows {
+                values.clear();
+                row_cells(row, topic, load_id, &mut values);
+                records.push(&values).map_err(|e| arrow_error(table, e))?;
+            }
+            let records = records.finish().map_err(|e| arrow_error(table, e))?;
+            // Named columns: a column the model gained sits last in an old table.
+            let columns: Vec<&str> = all_columns(kind).map(|c| c.name).collect();
             let mut appender = conn
                 .appender_with_columns_to_db(table, s, &columns)
                 .map_err(|e| write_error(table, e))?;
-            for row in rows {
-                values.clear();
-                cells(&row.event, &mut values);
-                values.push(row.extra.as_deref().map_or(Cell::Null, Cell::Text));
-                values.extend([
-                    Cell::Text(topic),
-                    Cell::Integer(row.kafka.partition.into()),
-                    Cell::Integer(row.kafka.offset),
-                    row.kafka.timestamp.map_or(Cell::Null, Cell::Time),
-                    row.kafka.key.as_deref().map_or(Cell::Null, Cell::Text),
-                    Cell::Text(load_id),
-                ]);
-                debug_assert_eq!(values.len(), columns.len());
-                appender
-                    .append_row(appender_params_from_iter(values.iter()))
-                    .map_err(|e| write_error(table, e))?;
-            }
+            appender
+                .append_record_batch(records)
+                .map_err(|e| write_error(table, e))?;
             // Dropping an appender flushes it but swallows the error: flush here.
             appender.flush().map_err(|e| write_error(table, e))?;
         }
@@ -252,6 +260,25 @@ impl DuckDb {
         self.write_load(conn, load)
     }
 
+    fn read_offsets(&self, conn: &Connection) -> Result<StoredOffsets, DestinationError> {
+        let sql = format!(
+            "SELECT topic, \"partition\", next_offset FROM {}._kafka_offsets",
+            ident(&self.options.schema)
+        );
+        let mut statement = conn
+            .prepare(&sql)
+            .map_err(|e| write_error("_kafka_offsets", e))?;
+        statement
+            .query_map([], |r| {
+                Ok((
+                    (r.get::<_, String>(0)?, r.get::<_, i32>(1)?),
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<StoredOffsets, _>>())
+            .map_err(|e| write_error("_kafka_offsets", e))
+    }
+
     fn write_load(&self, conn: &Connection, load: &LoadRecord) -> Result<(), DestinationError> {
         conn.execute(
             &format!(
@@ -278,39 +305,42 @@ impl DuckDb {
 
 impl Destination for DuckDb {
     async fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
-        let conn = self.open().await?;
-        let sql = format!(
-            "SELECT topic, \"partition\", next_offset FROM {}._kafka_offsets",
-            ident(&self.options.schema)
-        );
-        let mut statement = conn
-            .prepare(&sql)
-            .map_err(|e| write_error("_kafka_offsets", e))?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    (r.get::<_, String>(0)?, r.get::<_, i32>(1)?),
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .and_then(|rows| rows.collect::<Result<StoredOffsets, _>>())
-            .map_err(|e| write_error("_kafka_offsets", e))?;
-        Ok(rows)
+        self.connection().await?;
+        self.read_offsets(self.conn.as_ref().expect("connected above"))
     }
 
-    async fn commit(&mut self, batch: &Batch, load: &LoadRecord) -> Result<(), DestinationError> {
-        let conn = self.open().await?;
+    async fn commit(
+        &mut self,
+        batch: &Batch,
+        expected: &StoredOffsets,
+        load: &LoadRecord,
+    ) -> Result<(), DestinationError> {
+        self.connection().await?;
+        // Taken for the transaction: on any error it is dropped without COMMIT,
+        // which rolls back, and the next batch opens the file afresh.
+        let conn = self.conn.take().expect("connected above");
         conn.execute_batch("BEGIN TRANSACTION")
             .map_err(|e| write_error("the transaction", e))?;
-        // On any error the connection is dropped without COMMIT, which rolls back.
+        // The file lock keeps other writers out while the transaction runs, so a
+        // check here holds until COMMIT.
+        if let Some(conflict) = conflict(batch, expected, &self.read_offsets(&conn)?) {
+            return Err(conflict);
+        }
         self.write(&conn, batch, load)?;
         conn.execute_batch("COMMIT")
-            .map_err(|e| write_error("the transaction", e))
+            .map_err(|e| write_error("the transaction", e))?;
+        self.conn = Some(conn);
+        Ok(())
     }
 
     async fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
-        let conn = self.open().await?;
+        self.connection().await?;
+        let conn = self.conn.take().expect("connected above");
         self.write_load(&conn, load)
+    }
+
+    fn release(&mut self) {
+        self.conn = None;
     }
 }
 
@@ -446,6 +476,13 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+fn arrow_error(what: &str, e: duckdb::arrow::error::ArrowError) -> DestinationError {
+    DestinationError::Write {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
 fn write_error(what: &str, e: duckdb::Error) -> DestinationError {
     DestinationError::Write {
         what: what.to_owned(),
@@ -476,6 +513,150 @@ fn literal(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::KafkaMeta;
+    use crate::columns::model_columns;
+    use crate::columns::tests::one_of_each;
+
+    /// A DuckDb writing a fresh file in a directory of its own.
+    fn scratch(name: &str) -> (DuckDb, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("iot-load-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let options = DuckDbOptions {
+            path: path.clone(),
+            ..DuckDbOptions::default()
+        };
+        (DuckDb::new(options, Topics::default()), path)
+    }
+
+    /// One event of each kind, as messages at offsets 0.. of partition 2.
+    fn batch_of(events: &[iot_model::Event]) -> Batch {
+        let topics = Topics::default();
+        let mut batch = Batch::default();
+        for (offset, event) in events.iter().enumerate() {
+            let mut json = Vec::new();
+            event.encode(&mut json);
+            let kafka = KafkaMeta {
+                partition: 2,
+                offset: offset as i64,
+                timestamp: Some(Timestamp::now()),
+                key: Some(event.device_id().to_string()),
+            };
+            batch.add(&topics, topics.name(event.kind()), kafka, Some(&json));
+        }
+        batch
+    }
+
+    #[tokio::test]
+    async fn every_value_reads_back_as_the_model_wrote_it() {
+        let (mut duck, path) = scratch("roundtrip.duckdb");
+        let events = one_of_each();
+        let batch = batch_of(&events);
+        let mut load = LoadRecord::new("roundtrip".into(), Timestamp::now());
+        load.add(&batch);
+        duck.commit(&batch, &StoredOffsets::new(), &load)
+            .await
+            .unwrap();
+        duck.release();
+
+        let conn = Connection::open(&path).unwrap();
+        for event in &events {
+            let mut json = Vec::new();
+            event.encode(&mut json);
+            let fields: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            let table = event.kind().default_topic();
+            for column in model_columns(event.kind()) {
+                let name = ident(column.name);
+                let expression = match column.ty {
+                    ColumnType::Timestamp => format!("epoch_ms({name})::VARCHAR"),
+                    _ => format!("{name}::VARCHAR"),
+                };
+                let got: String = conn
+                    .query_row(
+                        &format!("SELECT {expression} FROM iot_stream.{table}"),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                let field = &fields[column.name];
+                let want = match column.ty {
+                    ColumnType::Timestamp => {
+                        let t: Timestamp = serde_json::from_value(field.clone()).unwrap();
+                        t.millis().to_string()
+                    }
+                    ColumnType::Double => {
+                        assert_eq!(got.parse::<f64>().ok(), field.as_f64(), "{table}.{name}");
+                        continue;
+                    }
+                    _ => field
+                        .as_str()
+                        .map_or_else(|| field.to_string(), str::to_owned),
+                };
+                assert_eq!(got, want, "{table}.{name}");
+            }
+            let (partition, key): (i64, String) = conn
+                .query_row(
+                    &format!("SELECT _kafka_partition, _kafka_key FROM iot_stream.{table}"),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((partition, key), (2, event.device_id().to_string()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_another_loader_committed_first_writes_nothing() {
+        let (mut duck, path) = scratch("race.duckdb");
+        let events = one_of_each();
+        let batch = batch_of(&events);
+        let load = LoadRecord::new("first".into(), Timestamp::now());
+        let nothing_stored = StoredOffsets::new();
+        duck.commit(&batch, &nothing_stored, &load).await.unwrap();
+
+        // A second loader that also read nothing stored, with the same messages.
+        let late = LoadRecord::new("second".into(), Timestamp::now());
+        let error = duck
+            .commit(&batch, &nothing_stored, &late)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                DestinationError::Conflict {
+                    expected: None,
+                    found: Some(_),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        // Told the truth, it commits.
+        let stored = duck.stored_offsets().await.unwrap();
+        assert_eq!(stored.len(), events.len());
+        duck.release();
+
+        let conn = Connection::open(&path).unwrap();
+        for event in &events {
+            let table = event.kind().default_topic();
+            let rows: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM iot_stream.{table}"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(rows, 1, "{table}");
+        }
+        let loads: Vec<String> = conn
+            .prepare("SELECT load_id FROM iot_stream._loads")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(loads, ["first"]);
+    }
 
     #[test]
     fn quotes_identifiers_and_literals() {
