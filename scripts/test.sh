@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs tansu and a DuckDB 1.4
-# reader (Python, to prove DBeaver's driver generation reads our files) if missing,
-# starts a private broker on a free port with its data in a temporary directory,
-# runs `cargo test --workspace` against it, and stops it again. Extra arguments go
-# to cargo test (e.g. scripts/test.sh -p iot-simulate).
+# Runs the whole test suite on a fresh machine: installs tansu, a DuckDB 1.4
+# reader (Python, to prove DBeaver's driver generation reads our files) and the
+# Snowflake emulator (fakesnow, in its own virtualenv) if missing, starts a
+# private broker and emulator on free ports, runs `cargo test --workspace`
+# against them, and stops them again. Extra arguments go to cargo test (e.g.
+# scripts/test.sh -- killed, for the tests whose names contain "killed").
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,5 +16,10 @@ if ! python3 -c 'import duckdb, sys; sys.exit(not duckdb.__version__.startswith(
   python3 -m pip install --quiet --disable-pip-version-check 'duckdb==1.4.4'
 fi
 
-# IOT_TEST_BOOTSTRAP tells the end-to-end tests where the broker is.
-exec scripts/broker.sh with sh -c 'IOT_TEST_BOOTSTRAP=$BROKER_BOOTSTRAP exec cargo test --workspace "$@"' sh "$@"
+# IOT_TEST_BOOTSTRAP and IOT_TEST_SNOWFLAKE_* tell the end-to-end tests where the
+# broker and the emulator are.
+exec scripts/broker.sh with scripts/snowflake-emulator.sh with sh -c '
+  IOT_TEST_BOOTSTRAP=$BROKER_BOOTSTRAP \
+  IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL \
+  IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON \
+  exec cargo test --workspace "$@"' sh "$@"

@@ -1,8 +1,9 @@
 //! What the end-to-end tests share: finding the built binaries and the test broker,
 //! giving each test its own topics, and reading a topic back in full.
 //!
-//! The tests need a Kafka-protocol broker. `scripts/test.sh` starts one (tansu) and
-//! points `IOT_TEST_BOOTSTRAP` at it; without it the tests fail and say so.
+//! The tests need a Kafka-protocol broker, and the Snowflake tests an emulator.
+//! `scripts/test.sh` starts both (tansu, fakesnow) and points `IOT_TEST_BOOTSTRAP`
+//! and `IOT_TEST_SNOWFLAKE_*` at them; without them the tests fail and say so.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -61,6 +62,8 @@ pub fn binary(name: &str) -> Command {
             "ORS_",
             "OPENROUTE_",
             "RUST_LOG",
+            "DESTINATION__",
+            "SNOWFLAKE_",
         ]
         .iter()
         .any(|p| key.starts_with(p))
@@ -288,4 +291,137 @@ pub fn query_strings(path: &std::path::Path, sql: &str) -> Vec<String> {
         .query_map([], |r| r.get::<_, String>(0))
         .and_then(|rows| rows.collect())
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The Snowflake emulator of `scripts/test.sh`, and a second client to read it with.
+pub struct SnowflakeEmulator {
+    pub url: String,
+    python: String,
+}
+
+/// The emulator the tests use (`IOT_TEST_SNOWFLAKE_URL`). Fails the test, with how
+/// to start one, if it is not there.
+pub fn snowflake() -> SnowflakeEmulator {
+    let how = "Run the suite with `scripts/test.sh`, which starts one, or run \
+               `scripts/snowflake-emulator.sh with cargo test --workspace` after exporting \
+               IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL and \
+               IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON.";
+    let (Ok(url), Ok(python)) = (
+        std::env::var("IOT_TEST_SNOWFLAKE_URL"),
+        std::env::var("IOT_TEST_SNOWFLAKE_PYTHON"),
+    ) else {
+        panic!(
+            "these tests need the Snowflake emulator: IOT_TEST_SNOWFLAKE_URL and IOT_TEST_SNOWFLAKE_PYTHON are not set. {how}"
+        );
+    };
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    if std::net::TcpStream::connect(address).is_err() {
+        panic!("nothing answers at the Snowflake emulator's address {url}. {how}");
+    }
+    SnowflakeEmulator { url, python }
+}
+
+impl SnowflakeEmulator {
+    /// Rows of `sql`, run in `database` through the Python Snowflake connector (the
+    /// client the Python pipeline used), every value as text.
+    pub fn query(&self, database: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+        const CLIENT: &str = r#"
+import json, sys
+from urllib.parse import urlparse
+import snowflake.connector
+url = urlparse(sys.argv[1])
+conn = snowflake.connector.connect(account="emulator", user="tests", password="tests",
+    host=url.hostname, port=url.port, protocol="http", database=sys.argv[2])
+rows = conn.cursor().execute(sys.argv[3]).fetchall()
+print(json.dumps([[None if v is None else str(v) for v in row] for row in rows]))
+"#;
+        let output = Command::new(&self.python)
+            .args(["-c", CLIENT, &self.url, database, sql])
+            .output()
+            .expect("the emulator's Python runs");
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{sql}: {e}: {}", String::from_utf8_lossy(&output.stdout)))
+    }
+
+    /// The first value of `sql` as a number.
+    pub fn query_i64(&self, database: &str, sql: &str) -> i64 {
+        let rows = self.query(database, sql);
+        rows.first()
+            .and_then(|row| row.first())
+            .and_then(|v| v.as_deref())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{sql}: no number in {rows:?}"))
+    }
+}
+
+/// Runs simulate at full speed into `topics`; returns the number of events sent.
+pub fn simulate(bootstrap: &str, topics: &Topics, args: &[&str]) -> u64 {
+    let output = run(
+        binary("simulate")
+            .args(["--speed", "max", "--bootstrap-servers", bootstrap])
+            .args(topic_args(topics))
+            .args(args),
+        Duration::from_secs(300),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "simulate failed: {stderr}");
+    topics
+        .iter()
+        .map(|(_, t)| read_topic(bootstrap, t).len() as u64)
+        .sum()
+}
+
+/// The standard error of a run that must have succeeded.
+pub fn assert_success(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "the run failed ({:?}): {stderr}",
+        output.status
+    );
+    stderr
+}
+
+/// Runs `command` `times` times, each killed with SIGKILL (no chance to clean up)
+/// after a random pause of `earliest` plus up to `spread`, and calls `after` once
+/// each is gone. Returns how many were still running when killed.
+pub fn kill_at_random_points(
+    mut command: impl FnMut() -> Command,
+    times: usize,
+    earliest: Duration,
+    spread: Duration,
+    mut after: impl FnMut(),
+) -> usize {
+    use std::process::Stdio;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos() as u64;
+    let mut kills = 0;
+    for _ in 0..times {
+        let mut child = command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        // A linear congruential step: enough randomness for when to strike.
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let pause = earliest + spread.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64);
+        std::thread::sleep(pause);
+        if child.try_wait().expect("the child can be polled").is_none() {
+            child.kill().expect("the child can be killed");
+            kills += 1;
+        }
+        child.wait().expect("the child is reaped");
+        after();
+    }
+    kills
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    binary, bootstrap, create_topic, produce, query_i64, query_strings, read_topic, run,
-    scratch_dir, topic_args, unique_topics,
+    assert_success, binary, bootstrap, create_topic, kill_at_random_points, produce, query_i64,
+    query_strings, read_topic, run, scratch_dir, simulate, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -28,21 +28,9 @@ impl Fixture {
         }
     }
 
-    /// Runs simulate into this fixture's topics; returns the events sent per kind.
+    /// Runs simulate into this fixture's topics; returns the events sent.
     fn simulate(&self, args: &[&str]) -> u64 {
-        let output = run(
-            binary("simulate")
-                .args(["--speed", "max", "--bootstrap-servers", &self.bootstrap])
-                .args(topic_args(&self.topics))
-                .args(args),
-            LIMIT,
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "simulate failed: {stderr}");
-        self.topics
-            .iter()
-            .map(|(_, t)| read_topic(&self.bootstrap, t).len() as u64)
-            .sum()
+        simulate(&self.bootstrap, &self.topics, args)
     }
 
     fn load_command(&self, args: &[&str]) -> std::process::Command {
@@ -73,16 +61,6 @@ impl Fixture {
             .map(|k| self.count(k.default_topic()))
             .sum()
     }
-}
-
-fn assert_success(output: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "load failed ({:?}): {stderr}",
-        output.status
-    );
-    stderr
 }
 
 /// Each (topic, partition, offset) once across tables and dead letters.
@@ -259,33 +237,17 @@ fn killed_loads_resume_exactly() {
         "{produced} messages is too small a backlog"
     );
 
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    let mut kills = 0;
-    for _ in 0..6 {
-        let mut child = f
-            .load_command(&["--batch-size", "1000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let wait = Duration::from_millis(300 + (seed >> 33) % 1500);
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL: no chance to clean up
-            kills += 1;
-        }
-        child.wait().unwrap();
-        if f.db.exists() {
-            assert_each_offset_once(&f.db);
-        }
-    }
+    let kills = kill_at_random_points(
+        || f.load_command(&["--batch-size", "1000"]),
+        6,
+        Duration::from_millis(300),
+        Duration::from_millis(1500),
+        || {
+            if f.db.exists() {
+                assert_each_offset_once(&f.db);
+            }
+        },
+    );
     assert!(
         kills >= 5,
         "only {kills} loads were still running when killed"

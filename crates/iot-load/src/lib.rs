@@ -20,6 +20,7 @@ use iot_model::{Timestamp, Topics};
 
 use crate::batch::{Batch, BatchPolicy};
 use crate::destination::duckdb::{DuckDb, DuckDbOptions};
+use crate::destination::snowflake::{Snowflake, SnowflakeOptions};
 use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
 use crate::source::{KafkaSource, SourceError, StartFrom};
 
@@ -36,6 +37,9 @@ pub mod exit {
     pub const DESTINATION: u8 = 4;
     /// The Kafka broker cannot be reached or the Kafka settings are invalid.
     pub const KAFKA: u8 = 5;
+    /// The destination refused the credentials or a setting (user, password, key,
+    /// role, warehouse, database).
+    pub const REJECTED: u8 = 6;
     /// The database file stayed locked by another program (EX_TEMPFAIL).
     pub const LOCKED: u8 = 75;
 }
@@ -57,6 +61,7 @@ impl LoadError {
             )) => exit::KAFKA,
             LoadError::Source(_) => exit::FAILURE,
             LoadError::Destination(DestinationError::Locked { .. }) => exit::LOCKED,
+            LoadError::Destination(DestinationError::Rejected { .. }) => exit::REJECTED,
             LoadError::Destination(_) => exit::DESTINATION,
         }
     }
@@ -65,6 +70,7 @@ impl LoadError {
 #[derive(Debug, Clone)]
 pub enum DestinationOptions {
     DuckDb(DuckDbOptions),
+    Snowflake(Box<SnowflakeOptions>),
 }
 
 /// Everything `load` needs to know; the command line fills it in.
@@ -150,6 +156,10 @@ pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, LoadEr
             let destination = DuckDb::new(duck, options.topics.clone());
             run_with(destination, &options, &shutdown).await
         }
+        DestinationOptions::Snowflake(snowflake) => {
+            let destination = Snowflake::new(*snowflake, options.topics.clone());
+            run_with(destination, &options, &shutdown).await
+        }
     }
 }
 
@@ -160,9 +170,6 @@ async fn run_with(
 ) -> Result<Summary, LoadError> {
     let started = Instant::now();
     let stored = destination.stored_offsets().await?;
-    // The stored offsets as this loader believes them: what it read, moved on by
-    // what it committed. A commit only succeeds if the destination agrees.
-    let mut expected = stored.clone();
     if options.follow {
         destination.release();
     }
@@ -174,16 +181,22 @@ async fn run_with(
             options.start_from,
             options.reset_offsets,
         );
+        let stored = stored.clone();
         tokio::task::spawn_blocking(move || {
             KafkaSource::open(&kafka, &group, &topics, &stored, start, reset)
         })
         .await
         .expect("opening the source does not panic")?
     };
-    let mut source = opened.source;
     let mut load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
     load.gaps = opened.gaps;
     tracing::info!(load_id = %load.load_id, "load started");
+    let mut run = Loader {
+        destination,
+        source: opened.source,
+        load,
+        expected: stored,
+    };
 
     let mut batch = Batch::default();
     let mut ticker = Ticker::new(options.progress);
@@ -192,56 +205,45 @@ async fn run_with(
     let stall_limit = (options.kafka.timeout * 3).max(Duration::from_secs(30));
     let mut last_message = Instant::now();
     loop {
-        if shutdown.requested() || (!options.follow && source.caught_up()) {
+        if shutdown.requested() || (!options.follow && run.source.caught_up()) {
             break;
         }
         let now = Instant::now();
-        if source.poll_into(&mut batch, &options.topics, Duration::from_millis(100))? {
+        if run
+            .source
+            .poll_into(&mut batch, &options.topics, Duration::from_millis(100))?
+        {
             last_message = now;
         } else if !options.follow && now - last_message > stall_limit {
-            commit(
-                &mut destination,
-                &mut source,
-                batch,
-                &mut load,
-                &mut expected,
-            )
-            .await?;
+            run.commit(batch).await?;
             return Err(SourceError::Stalled {
                 idle: stall_limit,
-                behind: source.behind(),
+                behind: run.source.behind(),
             }
             .into());
         }
         let now = Instant::now();
-        if options.batch.should_complete(&batch, now) || (!options.follow && source.caught_up()) {
+        if options.batch.should_complete(&batch, now) || (!options.follow && run.source.caught_up())
+        {
             // A full batch means more are waiting: keep the destination open for
             // them. Otherwise a follower is about to wait, and lets go of it.
             let more_waiting = batch.len() >= options.batch.max_messages;
-            commit(
-                &mut destination,
-                &mut source,
-                std::mem::take(&mut batch),
-                &mut load,
-                &mut expected,
-            )
-            .await?;
+            run.commit(std::mem::take(&mut batch)).await?;
             if options.follow && !more_waiting {
-                destination.release();
+                run.destination.release();
             }
         }
-        report_progress(&mut ticker, &load, &batch);
+        report_progress(&mut ticker, &run.load, &batch);
     }
     // Ctrl-C: what was read is complete messages; commit it rather than read it again.
-    commit(
-        &mut destination,
-        &mut source,
-        batch,
-        &mut load,
-        &mut expected,
-    )
-    .await?;
+    run.commit(batch).await?;
 
+    let Loader {
+        mut destination,
+        source,
+        mut load,
+        ..
+    } = run;
     let interrupted = shutdown.requested();
     load.status = if interrupted {
         "interrupted"
@@ -259,45 +261,57 @@ async fn run_with(
     })
 }
 
-/// Commits a batch. If another loader committed some of its partitions first,
-/// the batch is dropped, and reading goes on from the offsets now stored.
-async fn commit(
-    destination: &mut impl Destination,
-    source: &mut KafkaSource,
-    batch: Batch,
-    load: &mut LoadRecord,
-    expected: &mut StoredOffsets,
-) -> Result<(), LoadError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut counted = load.clone();
-    counted.add(&batch);
-    match destination.commit(&batch, expected, &counted).await {
-        Ok(()) => {}
-        Err(conflict @ DestinationError::Conflict { .. }) => {
-            tracing::warn!(%conflict, "reading on from the offsets the other loader stored");
-            *expected = destination.stored_offsets().await?;
-            tokio::task::block_in_place(|| source.rewind(expected, &batch))?;
+/// What a run carries from batch to batch.
+struct Loader<D> {
+    destination: D,
+    source: KafkaSource,
+    load: LoadRecord,
+    /// The stored offsets as this loader believes them: what it read at the start,
+    /// moved on by what it committed. A commit succeeds only if the destination
+    /// agrees.
+    expected: StoredOffsets,
+}
+
+impl<D: Destination> Loader<D> {
+    /// Commits a batch. If another loader committed some of its partitions first,
+    /// the batch is dropped, and reading goes on from the offsets now stored.
+    async fn commit(&mut self, batch: Batch) -> Result<(), LoadError> {
+        if batch.is_empty() {
             return Ok(());
         }
-        Err(e) => return Err(e.into()),
+        let mut counted = self.load.clone();
+        counted.add(&batch);
+        match self
+            .destination
+            .commit(&batch, &self.expected, &counted)
+            .await
+        {
+            Ok(()) => {}
+            Err(conflict @ DestinationError::Conflict { .. }) => {
+                tracing::warn!(%conflict, "reading on from the offsets the other loader stored");
+                self.expected = self.destination.stored_offsets().await?;
+                let (source, expected) = (&mut self.source, &self.expected);
+                tokio::task::block_in_place(|| source.rewind(expected, &batch))?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.load = counted;
+        let next: StoredOffsets = batch
+            .ranges()
+            .iter()
+            .map(|(k, r)| (k.clone(), r.next))
+            .collect();
+        self.source.commit_group_offsets(&next);
+        self.expected.extend(next);
+        tracing::debug!(
+            messages = batch.len(),
+            dead_letters = batch.dead_letters().len(),
+            rows = self.load.total_rows(),
+            "batch committed"
+        );
+        Ok(())
     }
-    *load = counted;
-    let next: StoredOffsets = batch
-        .ranges()
-        .iter()
-        .map(|(k, r)| (k.clone(), r.next))
-        .collect();
-    source.commit_group_offsets(&next);
-    expected.extend(next);
-    tracing::debug!(
-        messages = batch.len(),
-        dead_letters = batch.dead_letters().len(),
-        rows = load.total_rows(),
-        "batch committed"
-    );
-    Ok(())
 }
 
 /// A line on standard error every few seconds, for people watching a long load.

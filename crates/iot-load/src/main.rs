@@ -10,6 +10,7 @@ use iot_cli::parse_duration;
 use iot_kafka::{KafkaArgs, TopicArgs, or_env};
 use iot_load::batch::BatchPolicy;
 use iot_load::destination::duckdb::{DEFAULT_STORAGE_VERSION, DuckDbOptions};
+use iot_load::destination::snowflake::{SnowflakeAuth, SnowflakeOptions, env};
 use iot_load::source::StartFrom;
 use iot_load::{DestinationOptions, Options, exit};
 use iot_model::Timestamp;
@@ -17,6 +18,9 @@ use iot_model::Timestamp;
 const AFTER_HELP: &str = "\
 Environment:
   RUST_LOG   Log filter, e.g. debug or iot_load=debug (default: info).
+  DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD
+             The Snowflake password (secrets are read from the environment only),
+             unless --snowflake-private-key-path is given.
   A .env file in the current directory is read first; .env.example lists every variable.
 
 Exit status:
@@ -27,16 +31,19 @@ Exit status:
       see --reset-offsets
   4   the destination could not be opened or written
   5   the Kafka broker could not be reached, or the Kafka settings are invalid
+  6   the destination refused the credentials or a setting (user, password, key,
+      role, warehouse, database): the message names the variable to fix
   75  the database file stayed locked by another program for --lock-timeout
       (close it in DBeaver, then run again: nothing is lost)
 
 Examples:
   load --dest duckdb                            # from cron: load what is there, exit
   load --dest duckdb --follow                   # keep loading until Ctrl-C
-  load --duckdb-file /data/fleet.duckdb --dataset fleet_a --start-from 2026-05-01T00:00:00Z";
+  load --duckdb-file /data/fleet.duckdb --dataset fleet_a --start-from 2026-05-01T00:00:00Z
+  load --dest snowflake                         # credentials from DESTINATION__SNOWFLAKE__*";
 
-/// Load the vehicle telemetry topics from Kafka into DuckDB, exactly once: each
-/// message lands once in its table, or in _dead_letters with the reason.
+/// Load the vehicle telemetry topics from Kafka into DuckDB or Snowflake, exactly
+/// once: each message lands once in its table, or in _dead_letters with the reason.
 #[derive(Debug, Parser)]
 #[command(name = "load", version, after_help = AFTER_HELP)]
 struct Cli {
@@ -110,6 +117,42 @@ struct Cli {
     #[arg(long, env = "LOAD_PROGRESS", value_name = "BOOL")]
     progress: Option<bool>,
 
+    /// How long a failing batch is tried again when the failure may pass (network,
+    /// service errors, a collision with another loader) before load gives up.
+    #[arg(long, env = "LOAD_RETRY_FOR", value_name = "DURATION", default_value = "2m",
+          value_parser = parse_duration, help_heading = "Snowflake")]
+    retry_for: Duration,
+
+    /// Snowflake account identifier, such as xy12345.eu-central-1 or myorg-myaccount.
+    #[arg(long, env = env::ACCOUNT, value_name = "ACCOUNT", help_heading = "Snowflake")]
+    snowflake_account: Option<String>,
+
+    /// Snowflake user name.
+    #[arg(long, env = env::USER, value_name = "USER", help_heading = "Snowflake")]
+    snowflake_user: Option<String>,
+
+    /// Database the dataset's schema is created in; it must exist.
+    #[arg(long, env = env::DATABASE, value_name = "DATABASE", help_heading = "Snowflake")]
+    snowflake_database: Option<String>,
+
+    /// Warehouse to run the statements on [default: the user's default].
+    #[arg(long, env = env::WAREHOUSE, value_name = "WAREHOUSE", help_heading = "Snowflake")]
+    snowflake_warehouse: Option<String>,
+
+    /// Role to use [default: the user's default].
+    #[arg(long, env = env::ROLE, value_name = "ROLE", help_heading = "Snowflake")]
+    snowflake_role: Option<String>,
+
+    /// PEM file with the private key for key-pair authentication (PKCS#8, not
+    /// encrypted), used instead of the password.
+    #[arg(long, env = env::PRIVATE_KEY_PATH, value_name = "PATH", help_heading = "Snowflake")]
+    snowflake_private_key_path: Option<PathBuf>,
+
+    /// Send Snowflake requests to this URL instead of
+    /// https://ACCOUNT.snowflakecomputing.com (private link, proxies, emulators).
+    #[arg(long, env = env::URL, value_name = "URL", help_heading = "Snowflake")]
+    snowflake_url: Option<reqwest::Url>,
+
     #[command(flatten)]
     topics: TopicArgs,
 
@@ -120,6 +163,7 @@ struct Cli {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Dest {
     Duckdb,
+    Snowflake,
 }
 
 fn parse_time(text: &str) -> Result<Timestamp, String> {
@@ -137,7 +181,19 @@ fn main() -> ExitCode {
     let show_trips = cli.show_trips;
     let duckdb_file = cli.duckdb_file.clone();
     let dataset = cli.dataset.clone();
-    let options = options(cli);
+    if show_trips && matches!(cli.dest, Dest::Snowflake) {
+        eprintln!(
+            "error: --show-trips reads the DuckDB file; query the trips in Snowflake instead"
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    let options = match options(cli) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let outcome = match iot_cli::run_until_done(|shutdown| iot_load::run(options, shutdown)) {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -166,7 +222,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn options(cli: Cli) -> Options {
+fn options(cli: Cli) -> Result<Options, String> {
     let destination = match cli.dest {
         Dest::Duckdb => DestinationOptions::DuckDb(DuckDbOptions {
             path: cli.duckdb_file,
@@ -174,8 +230,9 @@ fn options(cli: Cli) -> Options {
             storage_version: cli.storage_version,
             lock_timeout: cli.lock_timeout,
         }),
+        Dest::Snowflake => DestinationOptions::Snowflake(Box::new(snowflake_options(&cli)?)),
     };
-    Options {
+    Ok(Options {
         destination,
         kafka: cli.kafka.settings(),
         group_id: or_env(&cli.group_id, "GROUP_ID").unwrap_or_else(|| "iot-load".into()),
@@ -188,5 +245,63 @@ fn options(cli: Cli) -> Options {
         start_from: cli.start_from.map_or(StartFrom::Earliest, StartFrom::Time),
         reset_offsets: cli.reset_offsets,
         progress: cli.progress.unwrap_or_else(iot_cli::progress_by_default),
-    }
+    })
+}
+
+/// The Snowflake settings, or which one is missing. Secrets come from the
+/// environment only.
+fn snowflake_options(cli: &Cli) -> Result<SnowflakeOptions, String> {
+    let required = |value: &Option<String>, variable: &str, flag: &str, what: &str| {
+        value.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
+            format!("load --dest snowflake needs {what}: set {variable} (or {flag})")
+        })
+    };
+    let account = required(
+        &cli.snowflake_account,
+        env::ACCOUNT,
+        "--snowflake-account",
+        "the account identifier",
+    )?;
+    let user = required(
+        &cli.snowflake_user,
+        env::USER,
+        "--snowflake-user",
+        "a user name",
+    )?;
+    let database = required(
+        &cli.snowflake_database,
+        env::DATABASE,
+        "--snowflake-database",
+        "a database",
+    )?;
+    let auth = match (
+        &cli.snowflake_private_key_path,
+        std::env::var(env::PASSWORD),
+    ) {
+        (Some(path), _) => SnowflakeAuth::KeyPair {
+            private_key_pem: std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "cannot read the private key {}: {e} (set by {})",
+                    path.display(),
+                    env::PRIVATE_KEY_PATH
+                )
+            })?,
+        },
+        (None, Ok(password)) if !password.is_empty() => SnowflakeAuth::Password(password),
+        (None, _) => {
+            return Err(format!(
+                "load --dest snowflake needs a password or a private key: set {} (in the environment or .env), \
+                 or {} (or --snowflake-private-key-path)",
+                env::PASSWORD,
+                env::PRIVATE_KEY_PATH
+            ));
+        }
+    };
+    let mut options = SnowflakeOptions::new(account, user, auth, database);
+    options.warehouse = cli.snowflake_warehouse.clone();
+    options.role = cli.snowflake_role.clone();
+    options.schema = cli.dataset.clone();
+    options.url = cli.snowflake_url.clone();
+    options.retry_for = cli.retry_for;
+    Ok(options)
 }

@@ -263,28 +263,28 @@ impl KafkaSource {
         Ok(true)
     }
 
-    /// Goes back (or forward) to `stored` for the partitions of a batch that was
-    /// not committed, so that its messages are read again unless another loader
-    /// stored them already. Blocking.
+    /// After a batch was dropped because another loader committed first: moves
+    /// every partition to its stored offset, so that reading goes on exactly where
+    /// the destination says (a partition never stored goes back to the start of
+    /// what the dropped batch held of it). Blocking.
     pub fn rewind(&mut self, stored: &StoredOffsets, dropped: &Batch) -> Result<(), SourceError> {
-        for ((topic, partition), range) in dropped.ranges() {
-            let next = stored
-                .get(&(topic.clone(), *partition))
-                .copied()
-                .unwrap_or(range.first);
+        for p in &mut self.partitions {
+            let key = (p.topic.clone(), p.partition);
+            let next = match (stored.get(&key), dropped.ranges().get(&key)) {
+                (Some(&stored), _) => stored,
+                (None, Some(range)) => range.first,
+                (None, None) => continue,
+            };
+            if next == p.next {
+                continue;
+            }
             self.consumer
-                .seek(topic, *partition, Offset::Offset(next), self.timeout)
+                .seek(&p.topic, p.partition, Offset::Offset(next), self.timeout)
                 .map_err(|e| SourceError::Read {
-                    what: format!("{topic} partition {partition} at offset {next}"),
+                    what: format!("{} partition {} at offset {next}", p.topic, p.partition),
                     reason: e.to_string(),
                 })?;
-            if let Some(p) = self
-                .partitions
-                .iter_mut()
-                .find(|p| p.partition == *partition && p.topic == *topic)
-            {
-                p.next = next;
-            }
+            p.next = next;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! bookkeeping live above this trait, once.
 
 pub mod duckdb;
+pub mod snowflake;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,12 @@ pub enum DestinationError {
     Open { path: String, reason: String },
     #[error("writing to {what} failed: {reason}")]
     Write { what: String, reason: String },
+    #[error("the destination refused the connection: {reason}. Check {setting}")]
+    Rejected { setting: String, reason: String },
+    #[error(
+        "cannot reach {url}: {reason}. Nothing was lost: unwritten messages are read again next time"
+    )]
+    Unreachable { url: String, reason: String },
     #[error(
         "another loader committed {topic} partition {partition} first (next offset expected \
          {expected:?}, found {found:?}); this batch was rolled back"

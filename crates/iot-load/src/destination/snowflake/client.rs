@@ -1,0 +1,401 @@
+//! The connection to Snowflake: the `snowflake-api` client with an optional
+//! endpoint override, and its errors turned into ones that say which setting to fix.
+
+use std::time::Duration;
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use http::Extensions;
+use reqwest_middleware::{Middleware, Next};
+use snowflake_api::{
+    AuthArgs, AuthType, CertificateArgs, PasswordArgs, QueryResult, SnowflakeApi,
+    SnowflakeApiBuilder, SnowflakeApiError,
+};
+
+use super::{SnowflakeAuth, SnowflakeOptions, env};
+use crate::destination::DestinationError;
+
+/// Sends every request to `base` instead of `https://{account}.snowflakecomputing.com`,
+/// keeping path and query: for private link, proxies and emulators.
+struct Endpoint {
+    base: reqwest::Url,
+}
+
+#[async_trait::async_trait]
+impl Middleware for Endpoint {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        redirect(request.url_mut(), &self.base);
+        next.run(request, extensions).await
+    }
+}
+
+/// `url` with the scheme, host and port of `base`, and `base`'s path before its own.
+fn redirect(url: &mut reqwest::Url, base: &reqwest::Url) {
+    let path = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        url.path().trim_start_matches('/')
+    );
+    let query = url.query().map(str::to_owned);
+    let mut moved = base.clone();
+    moved.set_path(&path);
+    moved.set_query(query.as_deref());
+    *url = moved;
+}
+
+/// The client for a run. Authentication happens with the first statement.
+pub fn connect(options: &SnowflakeOptions) -> Result<SnowflakeApi, DestinationError> {
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("iot-streaming-load/", env!("CARGO_PKG_VERSION")))
+        .gzip(true)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(options.request_timeout)
+        .build()
+        .map_err(|e| DestinationError::Open {
+            path: endpoint(options),
+            reason: e.to_string(),
+        })?;
+    // No retry layer here: a statement is retried, if at all, as part of its whole
+    // batch (see `Snowflake::commit`), never on its own inside a transaction.
+    let mut client = reqwest_middleware::ClientBuilder::new(http);
+    if let Some(base) = &options.url {
+        client = client.with(Endpoint { base: base.clone() });
+    }
+    let auth_type = match &options.auth {
+        SnowflakeAuth::Password(password) => AuthType::Password(PasswordArgs {
+            password: password.clone(),
+        }),
+        SnowflakeAuth::KeyPair { private_key_pem } => AuthType::Certificate(CertificateArgs {
+            private_key_pem: private_key_pem.clone(),
+        }),
+    };
+    let auth = AuthArgs {
+        account_identifier: options.account.clone(),
+        warehouse: options.warehouse.clone(),
+        database: Some(options.database.clone()),
+        schema: None,
+        username: options.user.clone(),
+        role: options.role.clone(),
+        auth_type,
+    };
+    SnowflakeApiBuilder::new(auth)
+        .with_client(client.build())
+        .build()
+        .map_err(|e| explain(options, "the connection", e))
+}
+
+/// Where requests go, for messages.
+pub fn endpoint(options: &SnowflakeOptions) -> String {
+    options.url.as_ref().map_or_else(
+        || format!("https://{}.snowflakecomputing.com", options.account),
+        |u| u.to_string(),
+    )
+}
+
+/// The number of rows a DML statement changed: Snowflake answers with a row of counts.
+pub fn changed_rows(result: &QueryResult) -> i64 {
+    match result {
+        QueryResult::Json(json) => json
+            .value
+            .get(0)
+            .and_then(|row| row.as_array())
+            .map(|counts| {
+                counts
+                    .iter()
+                    .filter_map(|c| {
+                        c.as_str()
+                            .and_then(|s| s.parse::<i64>().ok())
+                            .or(c.as_i64())
+                    })
+                    .take(1)
+                    .sum()
+            })
+            .unwrap_or(0),
+        QueryResult::Arrow(batches) => batches
+            .first()
+            .filter(|b| b.num_rows() > 0 && b.num_columns() > 0)
+            .and_then(|b| {
+                let column = b.column(0);
+                column
+                    .as_primitive_opt::<arrow_array::types::Int64Type>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0),
+        QueryResult::Empty => 0,
+    }
+}
+
+/// The rows of a query whose columns are all text.
+pub fn text_rows(result: QueryResult) -> Result<Vec<Vec<Option<String>>>, String> {
+    match result {
+        QueryResult::Empty => Ok(Vec::new()),
+        QueryResult::Json(json) => json
+            .value
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        row.as_array()
+                            .map(|cells| {
+                                cells
+                                    .iter()
+                                    .map(|c| c.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .ok_or_else(|| format!("expected rows, got {}", json.value)),
+        QueryResult::Arrow(batches) => {
+            let mut rows = Vec::new();
+            for batch in batches {
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        c.as_string_opt::<i32>()
+                            .ok_or_else(|| format!("expected text, got {}", c.data_type()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                for i in 0..batch.num_rows() {
+                    rows.push(
+                        columns
+                            .iter()
+                            .map(|c| (!c.is_null(i)).then(|| c.value(i).to_owned()))
+                            .collect(),
+                    );
+                }
+            }
+            Ok(rows)
+        }
+    }
+}
+
+/// Whether trying the batch again may succeed: the network, the service having a
+/// moment, or a transaction that collided with another loader's.
+pub fn is_transient(error: &SnowflakeApiError) -> bool {
+    use snowflake_api::connection::ConnectionError;
+    let request = |e: &reqwest::Error| {
+        e.is_connect()
+            || e.is_timeout()
+            || e.is_request()
+            || e.status()
+                .is_some_and(|s| s.is_server_error() || s.as_u16() == 429)
+    };
+    match error {
+        SnowflakeApiError::RequestError(ConnectionError::RequestError(e)) => request(e),
+        SnowflakeApiError::RequestError(ConnectionError::RequestMiddlewareError(
+            reqwest_middleware::Error::Reqwest(e),
+        )) => request(e),
+        // The login's own request failing: the client only lets us see its text.
+        SnowflakeApiError::AuthError(e) => {
+            let text = e.to_string();
+            text.contains("error sending request") || text.contains("timed out")
+        }
+        // 000603: SQL execution internal error; 000625, 000630: lock waits and
+        // statement queues Snowflake gave up on; 261000: the request failed with an
+        // HTTP error status (the code the Go and Python drivers give it). And
+        // conflicts between concurrent transactions.
+        SnowflakeApiError::ApiError(code, message) => {
+            matches!(code.as_str(), "000603" | "000625" | "000630" | "261000")
+                || message.to_lowercase().contains("conflict")
+        }
+        _ => false,
+    }
+}
+
+/// The Snowflake error code and message, where the error carries them.
+fn code_and_message(error: &SnowflakeApiError) -> Option<(String, String)> {
+    match error {
+        SnowflakeApiError::ApiError(code, message) => Some((code.clone(), message.clone())),
+        // "Failed to authenticate. Error code: 390100. Message: Incorrect username or password was specified."
+        SnowflakeApiError::AuthError(e) => {
+            let text = e.to_string();
+            let rest = text.split("Error code: ").nth(1)?;
+            let (code, message) = rest.split_once(". Message: ")?;
+            Some((code.to_owned(), message.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// An error, with what to do about it when the cause is a setting.
+pub fn explain(
+    options: &SnowflakeOptions,
+    what: &str,
+    error: SnowflakeApiError,
+) -> DestinationError {
+    use snowflake_api::connection::ConnectionError;
+    if let Some((code, message)) = code_and_message(&error) {
+        let lower = message.to_lowercase();
+        let setting = match code.as_str() {
+            "390100" | "390422" => Some(format!(
+                "{}, {} or {}",
+                env::USER,
+                env::PASSWORD,
+                env::PRIVATE_KEY_PATH
+            )),
+            "390144" | "394304" => Some(env::PRIVATE_KEY_PATH.to_owned()),
+            "390189" => Some(env::ROLE.to_owned()),
+            "000606" => Some(format!(
+                "{} (or resume the warehouse: ALTER WAREHOUSE … RESUME)",
+                env::WAREHOUSE
+            )),
+            "003001" | "003041" => Some(format!(
+                "{} (or grant the role privileges on the database)",
+                env::ROLE
+            )),
+            _ if lower.contains("warehouse")
+                && (lower.contains("does not exist") || lower.contains("suspended")) =>
+            {
+                Some(env::WAREHOUSE.to_owned())
+            }
+            _ if lower.contains("database") && lower.contains("does not exist") => {
+                Some(env::DATABASE.to_owned())
+            }
+            _ => None,
+        };
+        if let Some(setting) = setting {
+            return DestinationError::Rejected {
+                setting,
+                reason: format!("{message} (Snowflake error {code})"),
+            };
+        }
+    }
+    let url = endpoint(options);
+    match &error {
+        SnowflakeApiError::RequestError(ConnectionError::Deserialization(e)) => {
+            DestinationError::Rejected {
+                setting: format!("{} (the account identifier) or SNOWFLAKE_URL", env::ACCOUNT),
+                reason: format!("{url} did not answer like Snowflake: {e}"),
+            }
+        }
+        e @ SnowflakeApiError::RequestError(_) if is_transient(e) => {
+            DestinationError::Unreachable {
+                url,
+                reason: chain(e),
+            }
+        }
+        e @ SnowflakeApiError::AuthError(_) if is_transient(e) => DestinationError::Unreachable {
+            url,
+            reason: chain(e),
+        },
+        e => DestinationError::Write {
+            what: what.to_owned(),
+            reason: chain(e),
+        },
+    }
+}
+
+/// An error and its causes, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_to_the_endpoint_with_their_path_and_query() {
+        let mut url: reqwest::Url =
+            "https://xy12345.snowflakecomputing.com/queries/v1/query-request?requestId=7"
+                .parse()
+                .unwrap();
+        redirect(&mut url, &"http://127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/queries/v1/query-request?requestId=7"
+        );
+        let mut url: reqwest::Url = "https://a.snowflakecomputing.com/session/v1/login-request"
+            .parse()
+            .unwrap();
+        redirect(
+            &mut url,
+            &"https://proxy.example/snowflake/".parse().unwrap(),
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://proxy.example/snowflake/session/v1/login-request"
+        );
+    }
+
+    #[test]
+    fn reads_the_count_of_changed_rows() {
+        let result = QueryResult::Json(snowflake_api::JsonResult {
+            value: serde_json::json!([["1", "0"]]),
+            schema: Vec::new(),
+        });
+        assert_eq!(changed_rows(&result), 1);
+        assert_eq!(changed_rows(&QueryResult::Empty), 0);
+    }
+
+    #[test]
+    fn names_the_setting_behind_a_refusal() {
+        let options = SnowflakeOptions::new(
+            "xy12345".into(),
+            "loader".into(),
+            SnowflakeAuth::Password("secret".into()),
+            "IOT".into(),
+        );
+        let refused = |code: &str, message: &str| {
+            explain(
+                &options,
+                "x",
+                SnowflakeApiError::ApiError(code.into(), message.into()),
+            )
+            .to_string()
+        };
+        assert!(
+            refused("390100", "Incorrect username or password was specified.")
+                .contains(env::PASSWORD)
+        );
+        assert!(
+            refused(
+                "390189",
+                "Role 'X' specified in the connect string does not exist or not authorized."
+            )
+            .contains(env::ROLE)
+        );
+        assert!(
+            refused(
+                "000606",
+                "No active warehouse selected in the current session."
+            )
+            .contains(env::WAREHOUSE)
+        );
+        assert!(
+            refused(
+                "002003",
+                "Database 'NOPE' does not exist or not authorized."
+            )
+            .contains(env::DATABASE)
+        );
+        assert!(
+            !refused("390100", "Incorrect username or password was specified.").contains("secret")
+        );
+        assert!(matches!(
+            explain(
+                &options,
+                "x",
+                SnowflakeApiError::ApiError("001003".into(), "syntax error".into())
+            ),
+            DestinationError::Write { .. }
+        ));
+    }
+}

@@ -1,0 +1,179 @@
+"""The Snowflake emulator the tests load into: fakesnow's server (an in-memory
+DuckDB behind Snowflake's REST API), with the response fields it leaves out
+filled in.
+
+The snowflake-api crate that `load --dest snowflake` uses decodes responses
+strictly: a login needs `sessionId`, `masterToken`, the token lifetimes and
+`sessionInfo.roleName`; a query result needs `returned`, `finalRoleName` and
+`version`; an error needs `age`, `internalError`, `queryId` and `sqlState`.
+Real Snowflake always sends them; fakesnow 0.12 does not. This layer adds
+them, with plausible values, so the loader under test is the one users run
+against a real account.
+
+One behaviour is added too. Snowflake ends a session that stops talking to it
+(a client killed in the middle of a transaction) and rolls back what that
+transaction held; fakesnow keeps every session for ever, so a killed client's
+transaction would block every later writer for good. Here a session that sits
+in a transaction without a request for ABANDONED_AFTER seconds is closed, which
+rolls the transaction back: Snowflake's behaviour, on a test's time scale.
+
+Usage: python3 tests/snowflake/emulator.py --port PORT
+"""
+
+import argparse
+import asyncio
+import gzip
+import json
+import secrets
+import sys
+import time
+
+import uvicorn
+# The module's own dict of sessions: `fakesnow.server` the attribute is a function.
+from fakesnow.server import app as fakesnow
+from fakesnow.server import sessions
+
+ABANDONED_AFTER = 10.0
+
+# Session token -> time of its last request, for sessions inside a transaction.
+in_transaction: dict[str, float] = {}
+
+
+def track(token: str, body: bytes) -> None:
+    """Notes when a session begins, ends or works in a transaction."""
+    try:
+        sql = json.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)["sqlText"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return
+    statement = sql.strip().upper()
+    if statement.startswith("BEGIN") or statement.startswith("START TRANSACTION"):
+        in_transaction[token] = time.monotonic()
+    elif statement.startswith("COMMIT") or statement.startswith("ROLLBACK"):
+        in_transaction.pop(token, None)
+    elif token in in_transaction:
+        in_transaction[token] = time.monotonic()
+
+
+async def end_abandoned_sessions() -> None:
+    while True:
+        await asyncio.sleep(1)
+        now = time.monotonic()
+        for token, last in list(in_transaction.items()):
+            if now - last <= ABANDONED_AFTER:
+                continue
+            in_transaction.pop(token, None)
+            session = sessions.pop(token, None)
+            if session is None:
+                continue
+            try:
+                session.close()
+                print(f"closed a session abandoned in a transaction ({token[:8]}…)", file=sys.stderr)
+            except Exception as e:  # keep reaping the others
+                print(f"closing an abandoned session failed: {e!r}", file=sys.stderr)
+
+
+def fill(path: str, body: bytes) -> bytes:
+    try:
+        response = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(response, dict):
+        return body
+
+    if path.endswith("/login-request") and response.get("success"):
+        data = response["data"]
+        data.setdefault("sessionId", secrets.randbelow(2**53))
+        data.setdefault("masterToken", "master-" + data["token"])
+        data.setdefault("validityInSeconds", 3600)
+        data.setdefault("masterValidityInSeconds", 14400)
+        info = data.setdefault("sessionInfo", {})
+        info.setdefault("roleName", "ACCOUNTADMIN")
+    elif path.endswith("/query-request"):
+        if response.get("success"):
+            data = response["data"]
+            rowset = data.get("rowset")
+            data.setdefault("returned", len(rowset) if isinstance(rowset, list) else data.get("total", 0))
+            data.setdefault("finalRoleName", "ACCOUNTADMIN")
+            data.setdefault("version", 1)
+            data.setdefault("parameters", [])
+            data.setdefault("rowtype", [])
+        else:
+            data = response.get("data") or {}
+            code = data.get("errorCode") or response.get("code") or "000000"
+            data.setdefault("errorCode", code)
+            data.setdefault("age", 0)
+            data.setdefault("internalError", False)
+            data.setdefault("queryId", "")
+            if data.get("sqlState") is None:
+                data["sqlState"] = "42000"
+            response["data"] = data
+    return json.dumps(response).encode()
+
+
+class FillResponses:
+    """ASGI middleware: buffers each response body and rewrites it with `fill`."""
+
+    def __init__(self, app):
+        self.app = app
+        self.reaper = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.reaper is None:
+            self.reaper = asyncio.get_running_loop().create_task(end_abandoned_sessions())
+        start = {}
+        chunks = []
+        # The whole request first, so that its statement is noted before it runs:
+        # a client killed while waiting for the answer is still seen.
+        request = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            request.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(request)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+        token = authorization.split("Token=", 1)[1].strip('"') if "Token=" in authorization else None
+        query = scope["path"].endswith("/query-request") and token is not None
+        if query:
+            track(token, body)
+
+        async def rewrite(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            out = fill(scope["path"], b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(out)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": out})
+
+        try:
+            await self.app(scope, replay, rewrite)
+        finally:
+            # A long statement is not idleness: the clock starts when it ends.
+            if query and token in in_transaction:
+                in_transaction[token] = time.monotonic()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(FillResponses(fakesnow), host=args.host, port=args.port, log_level="warning")

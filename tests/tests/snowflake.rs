@@ -1,0 +1,297 @@
+//! `load --dest snowflake` end to end: the real binaries, a real broker and the
+//! Snowflake emulator (fakesnow), read back through the Python Snowflake connector.
+//! The emulator writes about 600 rows/s, so the volumes here are small.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use iot_model::{EventKind, Topics};
+use iot_tests::{
+    SnowflakeEmulator, assert_success, binary, bootstrap, create_topic, kill_at_random_points,
+    produce, read_topic, run, simulate, snowflake, topic_args, unique_topics,
+};
+
+const LIMIT: Duration = Duration::from_secs(300);
+const DATABASE: &str = "IOT";
+const PASSWORD: &str = "correct-horse-battery-staple";
+
+/// A broker, topics and a Snowflake schema of one test's own.
+struct Fixture {
+    bootstrap: String,
+    topics: Topics,
+    snowflake: SnowflakeEmulator,
+    schema: String,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            bootstrap: bootstrap(),
+            topics: unique_topics(),
+            snowflake: snowflake(),
+            schema: format!("t{}", &run[..12]),
+        }
+    }
+
+    /// A small fleet's events: a few thousand.
+    fn simulate(&self, max_events: u32) -> u64 {
+        simulate(
+            &self.bootstrap,
+            &self.topics,
+            &[
+                "--from",
+                "Potsdam",
+                "--to",
+                "Leipzig",
+                "--vehicles",
+                "4",
+                "--seed",
+                "11",
+                "--max-events",
+                &max_events.to_string(),
+            ],
+        )
+    }
+
+    fn load_command(&self, args: &[&str]) -> Command {
+        self.load_command_to(&self.snowflake.url, args)
+    }
+
+    /// `load --dest snowflake` with its requests going to `url`.
+    fn load_command_to(&self, url: &str, args: &[&str]) -> Command {
+        let mut command = binary("load");
+        command
+            .args([
+                "--dest",
+                "snowflake",
+                "--bootstrap-servers",
+                &self.bootstrap,
+            ])
+            .args(["--dataset", &self.schema])
+            .args(["--snowflake-url", url])
+            .args(topic_args(&self.topics))
+            .args(args)
+            .env("DESTINATION__SNOWFLAKE__CREDENTIALS__HOST", "emulator")
+            .env("DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME", "loader")
+            .env("DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE", DATABASE)
+            .env("DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD", PASSWORD);
+        command
+    }
+
+    fn load(&self, args: &[&str]) -> Output {
+        run(&mut self.load_command(args), LIMIT)
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        self.snowflake.query_i64(
+            DATABASE,
+            &format!("SELECT count(*) FROM {}.{table}", self.schema),
+        )
+    }
+
+    fn rows(&self) -> i64 {
+        EventKind::ALL
+            .iter()
+            .map(|k| self.count(k.default_topic()))
+            .sum()
+    }
+
+    /// Each (topic, partition, offset) once across tables and dead letters.
+    fn assert_each_offset_once(&self) {
+        let s = &self.schema;
+        let union = EventKind::ALL
+            .iter()
+            .map(|k| {
+                format!(
+                    "SELECT _kafka_topic AS t, _kafka_partition AS p, _kafka_offset AS o FROM {s}.{}",
+                    k.default_topic()
+                )
+            })
+            .chain(std::iter::once(format!(
+                "SELECT topic, \"PARTITION\", \"OFFSET\" FROM {s}._dead_letters"
+            )))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let duplicates = self.snowflake.query_i64(
+            DATABASE,
+            &format!(
+                "SELECT count(*) FROM (SELECT t, p, o FROM ({union}) GROUP BY t, p, o HAVING count(*) > 1)"
+            ),
+        );
+        assert_eq!(duplicates, 0, "some messages were loaded twice");
+    }
+}
+
+#[test]
+fn loads_everything_once_and_a_second_run_adds_nothing() {
+    let f = Fixture::new();
+    let produced = f.simulate(1500);
+
+    let stderr = assert_success(&f.load(&[]));
+    assert!(stderr.contains(&format!("{produced} rows")), "{stderr}");
+    for (kind, topic) in f.topics.iter() {
+        let in_topic = read_topic(&f.bootstrap, topic).len() as i64;
+        assert_eq!(f.count(kind.default_topic()), in_topic, "{topic}");
+    }
+    f.assert_each_offset_once();
+
+    let again = assert_success(&f.load(&[]));
+    assert!(again.contains(": 0 rows"), "{again}");
+    assert_eq!(f.rows() as u64, produced);
+    let loads = f.snowflake.query(
+        DATABASE,
+        &format!(
+            "SELECT status, rows_loaded::VARCHAR FROM {}._loads ORDER BY started_at",
+            f.schema
+        ),
+    );
+    let produced_text = produced.to_string();
+    assert_eq!(
+        loads,
+        [
+            [Some("completed"), Some(produced_text.as_str())],
+            [Some("completed"), Some("0")]
+        ]
+        .map(|row| row.map(|v| v.map(str::to_owned)).to_vec())
+        .to_vec()
+    );
+}
+
+#[test]
+fn malformed_messages_land_in_dead_letters_with_the_rest_loaded() {
+    let f = Fixture::new();
+    create_topic(&f.bootstrap, &f.topics.gps, 1);
+    let good = r#"{"schema_version":1,"id":"6f1c2f9e-6a59-4f0e-9a43-2f1d1f0c9b11","device_id":"0d7c6b8a-1f2e-4d3c-8b7a-6f5e4d3c2b1a","trip_id":"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d","timestamp":"2026-11-26T09:30:00.250Z","lat":52.39,"lon":13.06,"speed_kmh":48.2,"heading_deg":181.5,"accuracy_m":3.0}"#;
+    // Quotes and backslashes must survive Snowflake's string literals.
+    let extended = good.replacen('{', r#"{"note":"it's \"late\" \\ again","#, 1);
+    let impossible = good.replace("52.39", "123.0");
+    let messages: Vec<(Option<&str>, Option<&[u8]>)> = vec![
+        (Some("k"), Some(good.as_bytes())),       // 0
+        (Some("k"), Some(b"\xff\xfe not utf-8")), // 1
+        (Some("k"), Some(b"{\"not\": json")),     // 2
+        (Some("k"), Some(impossible.as_bytes())), // 3
+        (Some("k"), Some(extended.as_bytes())),   // 4
+        (None, None),                             // 5
+    ];
+    produce(&f.bootstrap, &f.topics.gps, &messages);
+
+    assert_success(&f.load(&[]));
+    assert_eq!(f.count("gps_data"), 2);
+    let dead = f.snowflake.query(
+        DATABASE,
+        &format!(
+            "SELECT \"OFFSET\"::VARCHAR, error, payload_hex FROM {}._dead_letters ORDER BY \"OFFSET\"",
+            f.schema
+        ),
+    );
+    let offsets: Vec<_> = dead.iter().map(|row| row[0].clone().unwrap()).collect();
+    assert_eq!(offsets, ["1", "2", "3", "5"], "{dead:#?}");
+    let error = |i: usize| dead[i][1].clone().unwrap_or_default();
+    assert!(error(0).contains("not UTF-8"), "{}", error(0));
+    assert!(error(2).contains("`lat` is 123"), "{}", error(2));
+    assert!(error(3).contains("no payload"), "{}", error(3));
+    assert_eq!(
+        dead[0][2].as_deref(),
+        Some("fffe206e6f74207574662d38"),
+        "the raw payload is kept"
+    );
+    let note = f.snowflake.query(
+        DATABASE,
+        &format!(
+            "SELECT _extra:note::VARCHAR FROM {}.gps_data WHERE _extra IS NOT NULL",
+            f.schema
+        ),
+    );
+    assert_eq!(note, [[Some(r#"it's "late" \ again"#.to_owned())]]);
+    f.assert_each_offset_once();
+}
+
+#[test]
+fn a_killed_load_resumes_exactly() {
+    let f = Fixture::new();
+    let produced = f.simulate(3000);
+    let kills = kill_at_random_points(
+        || f.load_command(&["--batch-size", "150"]),
+        5,
+        Duration::from_millis(800),
+        Duration::from_millis(1500),
+        || {},
+    );
+    assert!(
+        kills >= 4,
+        "only {kills} loads were still running when killed"
+    );
+
+    assert_success(&f.load(&[]));
+    f.assert_each_offset_once();
+    assert_eq!(f.rows() as u64, produced, "messages are missing");
+}
+
+#[test]
+fn two_loaders_racing_over_the_same_partitions_store_each_message_once() {
+    let f = Fixture::new();
+    let produced = f.simulate(2000);
+    let spawn = || {
+        f.load_command(&["--batch-size", "200"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    let stderr: Vec<String> = [first, second]
+        .into_iter()
+        .map(|child| assert_success(&child.wait_with_output().unwrap()))
+        .collect();
+    assert!(
+        stderr
+            .iter()
+            .any(|s| s.contains("another loader committed")),
+        "the loaders never collided, so the test proved nothing: {stderr:#?}"
+    );
+    f.assert_each_offset_once();
+    assert_eq!(f.rows() as u64, produced, "messages are missing");
+}
+
+#[test]
+fn missing_credentials_are_exit_2_and_name_the_variable() {
+    let f = Fixture::new();
+    let output = run(
+        f.load_command(&[])
+            .env_remove("DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD"),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_endpoint_is_exit_4_and_the_password_stays_secret() {
+    let f = Fixture::new();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let output = run(
+        f.load_command_to(
+            &format!("http://127.0.0.1:{closed}"),
+            &["--retry-for", "2s"],
+        )
+        .env("RUST_LOG", "trace"),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{closed}")), "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD) && !stdout.contains(PASSWORD),
+        "the password appeared in the output"
+    );
+}
