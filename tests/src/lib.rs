@@ -425,3 +425,25 @@ pub fn kill_at_random_points(
     }
     kills
 }
+
+/// SQL counting the (topic, partition, offset) triples stored more than once across
+/// the event tables and the dead letters of `schema`. The same text runs on DuckDB
+/// and Snowflake.
+pub fn duplicated_offsets_sql(schema: &str) -> String {
+    let union = iot_model::EventKind::ALL
+        .iter()
+        .map(|k| {
+            format!(
+                "SELECT _kafka_topic AS t, _kafka_partition AS p, _kafka_offset AS o FROM {schema}.{}",
+                k.default_topic()
+            )
+        })
+        .chain(std::iter::once(format!(
+            "SELECT topic, \"partition\", \"offset\" FROM {schema}._dead_letters"
+        )))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!(
+        "SELECT count(*) FROM (SELECT t, p, o FROM ({union}) GROUP BY t, p, o HAVING count(*) > 1)"
+    )
+}

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    assert_success, binary, bootstrap, create_topic, kill_at_random_points, produce, query_i64,
-    query_strings, read_topic, run, scratch_dir, simulate, topic_args, unique_topics,
+    assert_success, binary, bootstrap, create_topic, duplicated_offsets_sql, kill_at_random_points,
+    produce, query_i64, query_strings, read_topic, run, scratch_dir, simulate, topic_args,
+    unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -65,20 +66,7 @@ impl Fixture {
 
 /// Each (topic, partition, offset) once across tables and dead letters.
 fn assert_each_offset_once(db: &Path) {
-    let union = EventKind::ALL
-        .iter()
-        .map(|k| format!("SELECT _kafka_topic AS t, _kafka_partition AS p, _kafka_offset AS o FROM iot_stream.{}", k.default_topic()))
-        .chain(std::iter::once(
-            "SELECT topic, \"partition\", \"offset\" FROM iot_stream._dead_letters".to_owned(),
-        ))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let duplicates = query_i64(
-        db,
-        &format!(
-            "SELECT count(*) FROM (SELECT t, p, o FROM ({union}) GROUP BY ALL HAVING count(*) > 1)"
-        ),
-    );
+    let duplicates = query_i64(db, &duplicated_offsets_sql("iot_stream"));
     assert_eq!(duplicates, 0, "some messages were loaded twice");
 }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    SnowflakeEmulator, assert_success, binary, bootstrap, create_topic, kill_at_random_points,
-    produce, read_topic, run, simulate, snowflake, topic_args, unique_topics,
+    SnowflakeEmulator, assert_success, binary, bootstrap, create_topic, duplicated_offsets_sql,
+    kill_at_random_points, produce, read_topic, run, simulate, snowflake, topic_args,
+    unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -99,26 +100,9 @@ impl Fixture {
 
     /// Each (topic, partition, offset) once across tables and dead letters.
     fn assert_each_offset_once(&self) {
-        let s = &self.schema;
-        let union = EventKind::ALL
-            .iter()
-            .map(|k| {
-                format!(
-                    "SELECT _kafka_topic AS t, _kafka_partition AS p, _kafka_offset AS o FROM {s}.{}",
-                    k.default_topic()
-                )
-            })
-            .chain(std::iter::once(format!(
-                "SELECT topic, \"PARTITION\", \"OFFSET\" FROM {s}._dead_letters"
-            )))
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        let duplicates = self.snowflake.query_i64(
-            DATABASE,
-            &format!(
-                "SELECT count(*) FROM (SELECT t, p, o FROM ({union}) GROUP BY t, p, o HAVING count(*) > 1)"
-            ),
-        );
+        let duplicates = self
+            .snowflake
+            .query_i64(DATABASE, &duplicated_offsets_sql(&self.schema));
         assert_eq!(duplicates, 0, "some messages were loaded twice");
     }
 }
