@@ -114,10 +114,12 @@ impl DuckDb {
         let conn = Connection::open_in_memory().map_err(open_error)?;
         // A checkpoint rewrites the row groups the last batches touched; at DuckDB's
         // default threshold (16 MB of log) that happened about every batch and took
-        // a third of the time. At 128 MB it happens every few batches, and memory
-        // stays bounded all the same.
+        // a third of the time. At 128 MB it happens every few batches. DuckDB would
+        // otherwise cache up to most of the machine's memory while the file stays
+        // open through a long backlog: 192 MB keeps the loader's footprint bounded.
         let attach = format!(
-            "ATTACH {} AS store (STORAGE_VERSION {}); USE store; SET checkpoint_threshold = '128MB';",
+            "ATTACH {} AS store (STORAGE_VERSION {}); USE store; \
+             SET checkpoint_threshold = '128MB'; SET memory_limit = '192MB';",
             literal(&self.path()),
             literal(&self.options.storage_version)
         );
