@@ -264,28 +264,27 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         .expect("the topic can be created");
 }
 
-/// The first column of the first row of `sql`, run read-only on the DuckDB file.
-pub fn query_i64(path: &std::path::Path, sql: &str) -> i64 {
+/// The DuckDB file, attached read-only, as the tests read it.
+fn read_only(path: &std::path::Path) -> duckdb::Connection {
     let conn = duckdb::Connection::open_in_memory().expect("an in-memory database");
-    let attach = format!(
+    conn.execute_batch(&format!(
         "ATTACH '{}' AS store (READ_ONLY); USE store;",
         path.display()
-    );
-    conn.execute_batch(&attach)
-        .expect("the database file opens");
-    conn.query_row(sql, [], |r| r.get(0))
+    ))
+    .expect("the database file opens");
+    conn
+}
+
+/// The first column of the first row of `sql`, run read-only on the DuckDB file.
+pub fn query_i64(path: &std::path::Path, sql: &str) -> i64 {
+    read_only(path)
+        .query_row(sql, [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Every row of a one-column text query, run read-only on the DuckDB file.
 pub fn query_strings(path: &std::path::Path, sql: &str) -> Vec<String> {
-    let conn = duckdb::Connection::open_in_memory().expect("an in-memory database");
-    let attach = format!(
-        "ATTACH '{}' AS store (READ_ONLY); USE store;",
-        path.display()
-    );
-    conn.execute_batch(&attach)
-        .expect("the database file opens");
+    let conn = read_only(path);
     let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     statement
         .query_map([], |r| r.get::<_, String>(0))

@@ -97,37 +97,22 @@ pub fn endpoint(options: &SnowflakeOptions) -> String {
     )
 }
 
-/// The number of rows a DML statement changed: Snowflake answers with a row of counts.
+/// The number of rows a DML statement changed. Snowflake answers DML with a JSON
+/// row of counts (changed rows first), whatever result format was asked for.
 pub fn changed_rows(result: &QueryResult) -> i64 {
-    match result {
-        QueryResult::Json(json) => json
-            .value
-            .get(0)
-            .and_then(|row| row.as_array())
-            .map(|counts| {
-                counts
-                    .iter()
-                    .filter_map(|c| {
-                        c.as_str()
-                            .and_then(|s| s.parse::<i64>().ok())
-                            .or(c.as_i64())
-                    })
-                    .take(1)
-                    .sum()
-            })
-            .unwrap_or(0),
-        QueryResult::Arrow(batches) => batches
-            .first()
-            .filter(|b| b.num_rows() > 0 && b.num_columns() > 0)
-            .and_then(|b| {
-                let column = b.column(0);
-                column
-                    .as_primitive_opt::<arrow_array::types::Int64Type>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0),
-        QueryResult::Empty => 0,
-    }
+    let QueryResult::Json(json) = result else {
+        return 0;
+    };
+    json.value
+        .get(0)
+        .and_then(|row| row.get(0))
+        .and_then(|count| {
+            count
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or(count.as_i64())
+        })
+        .unwrap_or(0)
 }
 
 /// The rows of a query whose columns are all text.
@@ -276,16 +261,15 @@ pub fn explain(
                 reason: format!("{url} did not answer like Snowflake: {e}"),
             }
         }
-        e @ SnowflakeApiError::RequestError(_) if is_transient(e) => {
+        // Transient failures of the request itself: the endpoint is out of reach.
+        e @ (SnowflakeApiError::RequestError(_) | SnowflakeApiError::AuthError(_))
+            if is_transient(e) =>
+        {
             DestinationError::Unreachable {
                 url,
                 reason: chain(e),
             }
         }
-        e @ SnowflakeApiError::AuthError(_) if is_transient(e) => DestinationError::Unreachable {
-            url,
-            reason: chain(e),
-        },
         e => DestinationError::Write {
             what: what.to_owned(),
             reason: chain(e),
