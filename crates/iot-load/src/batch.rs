@@ -3,14 +3,9 @@
 //! writes all of it, next offsets included, in one transaction.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use iot_model::{Event, EventKind, Timestamp, Topics};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-use crate::columns::model_columns;
 
 /// Where a message came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,13 +68,13 @@ impl Batch {
         let Some(payload) = payload else {
             return self.reject(topic, kafka, None, "the message has no payload".into());
         };
-        match decode(kind, payload) {
-            Ok((event, extra)) => self.rows[kind as usize].push(Row {
+        match iot_model::decode(kind, payload) {
+            Ok(decoded) => self.rows[kind as usize].push(Row {
                 kafka,
-                event,
-                extra,
+                event: decoded.event,
+                extra: decoded.extra,
             }),
-            Err(error) => self.reject(topic, kafka, Some(payload), error),
+            Err(error) => self.reject(topic, kafka, Some(payload), error.to_string()),
         }
     }
 
@@ -159,54 +154,6 @@ impl BatchPolicy {
     }
 }
 
-/// Decodes and validates a payload; returns the event and the fields the model does
-/// not know, as a JSON object, if there are any.
-pub fn decode(kind: EventKind, payload: &[u8]) -> Result<(Event, Option<String>), String> {
-    let event = iot_model::decode(kind, payload).map_err(|e| e.to_string())?;
-    let extra = unknown_fields(kind, payload)?;
-    Ok((event, extra))
-}
-
-/// The top-level fields of a JSON object that are not columns of `kind`, copied
-/// verbatim. Reads keys and skips values without building them.
-fn unknown_fields(kind: EventKind, payload: &[u8]) -> Result<Option<String>, String> {
-    struct Unknown<'k>(&'k [crate::columns::Column]);
-
-    impl<'de> Visitor<'de> for Unknown<'_> {
-        type Value = Option<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut extra: Option<String> = None;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                let value: &'de RawValue = map.next_value()?;
-                if self.0.iter().any(|c| c.name == key) {
-                    continue;
-                }
-                let out = extra.get_or_insert_with(|| String::from("{"));
-                if out.len() > 1 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(&key).map_err(de::Error::custom)?);
-                out.push(':');
-                out.push_str(value.get());
-            }
-            Ok(extra.map(|mut s| {
-                s.push('}');
-                s
-            }))
-        }
-    }
-
-    let mut deserializer = serde_json::Deserializer::from_slice(payload);
-    deserializer
-        .deserialize_map(Unknown(model_columns(kind)))
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,18 +167,6 @@ mod tests {
             timestamp: None,
             key: Some("k".into()),
         }
-    }
-
-    #[test]
-    fn keeps_unknown_fields_verbatim() {
-        let extended = GPS.replacen('{', r#"{"satellites":9,"fix":{"mode":"3d"},"#, 1);
-        let (_, extra) = decode(EventKind::Gps, extended.as_bytes()).unwrap();
-        assert_eq!(
-            extra.as_deref(),
-            Some(r#"{"satellites":9,"fix":{"mode":"3d"}}"#)
-        );
-        let (_, none) = decode(EventKind::Gps, GPS.as_bytes()).unwrap();
-        assert_eq!(none, None);
     }
 
     #[test]

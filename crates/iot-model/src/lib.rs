@@ -8,6 +8,7 @@
 mod event;
 mod timestamp;
 mod topic;
+mod unknown;
 mod wire;
 
 pub use event::{
@@ -16,7 +17,7 @@ pub use event::{
 };
 pub use timestamp::Timestamp;
 pub use topic::{EventKind, Topics};
-pub use wire::{DecodeError, decode};
+pub use wire::{DecodeError, Decoded, decode};
 
 /// Version of the wire format written into every event as `schema_version`.
 ///

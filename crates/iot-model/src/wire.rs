@@ -3,12 +3,21 @@
 //! Anything may arrive on a topic: bytes that are not UTF-8, JSON of another shape, a
 //! latitude of 123. [`decode`] turns each of these into a [`DecodeError`] that says
 //! what is wrong, so that a consumer can set the message aside with its reason instead
-//! of stopping. Fields the model does not know are ignored here; a consumer that
-//! wants to keep them reads them from the raw JSON.
+//! of stopping. Fields the model does not know are kept aside, verbatim, in the
+//! same pass.
 
 use serde::de::DeserializeOwned;
 
+use crate::unknown::KeepUnknown;
 use crate::{Event, EventKind, SCHEMA_VERSION};
+
+/// A valid event and the fields of its message the model does not know, as a JSON
+/// object (`None` when there are none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub event: Event,
+    pub extra: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -29,23 +38,35 @@ pub enum DecodeError {
 }
 
 /// Decodes one message of the given kind and checks that its values are possible.
-pub fn decode(kind: EventKind, payload: &[u8]) -> Result<Event, DecodeError> {
+pub fn decode(kind: EventKind, payload: &[u8]) -> Result<Decoded, DecodeError> {
     let text = std::str::from_utf8(payload).map_err(|e| DecodeError::NotUtf8 {
         position: e.valid_up_to(),
     })?;
+    let mut extra = None;
+    let out = &mut extra;
     let event = match kind {
-        EventKind::Vehicle => Event::Vehicle(parse(kind, text)?),
-        EventKind::Gps => Event::Gps(parse(kind, text)?),
-        EventKind::TrafficCamera => Event::TrafficCamera(parse(kind, text)?),
-        EventKind::Weather => Event::Weather(parse(kind, text)?),
-        EventKind::Emergency => Event::Emergency(parse(kind, text)?),
+        EventKind::Vehicle => Event::Vehicle(parse(kind, text, out)?),
+        EventKind::Gps => Event::Gps(parse(kind, text, out)?),
+        EventKind::TrafficCamera => Event::TrafficCamera(parse(kind, text, out)?),
+        EventKind::Weather => Event::Weather(parse(kind, text, out)?),
+        EventKind::Emergency => Event::Emergency(parse(kind, text, out)?),
     };
     validate(&event)?;
-    Ok(event)
+    Ok(Decoded { event, extra })
 }
 
-fn parse<T: DeserializeOwned>(kind: EventKind, text: &str) -> Result<T, DecodeError> {
-    serde_json::from_str(text).map_err(|e| DecodeError::Malformed {
+fn parse<T: DeserializeOwned>(
+    kind: EventKind,
+    text: &str,
+    unknown: &mut Option<String>,
+) -> Result<T, DecodeError> {
+    let mut json = serde_json::Deserializer::from_str(text);
+    T::deserialize(KeepUnknown {
+        inner: &mut json,
+        unknown,
+    })
+    .and_then(|value| json.end().map(|()| value))
+    .map_err(|e| DecodeError::Malformed {
         kind,
         reason: e.to_string(),
     })
@@ -136,7 +157,7 @@ mod tests {
 
     #[test]
     fn decodes_a_valid_reading() {
-        let Event::Gps(gps) = decode(EventKind::Gps, GPS.as_bytes()).unwrap() else {
+        let Event::Gps(gps) = decode(EventKind::Gps, GPS.as_bytes()).unwrap().event else {
             panic!("decoded into another kind")
         };
         assert_eq!(gps.lat, 52.39);
@@ -144,9 +165,33 @@ mod tests {
     }
 
     #[test]
-    fn ignores_fields_it_does_not_know() {
-        let extended = GPS.replacen('{', r#"{"satellites":9,"#, 1);
-        assert!(decode(EventKind::Gps, extended.as_bytes()).is_ok());
+    fn keeps_fields_it_does_not_know_verbatim() {
+        let head = r#"{"satellites":9,"fix":{"mode":"3d", "dop":[1.2,0.9]},"#;
+        let tail = r#","say \"hi\"":"a\u00e9\\"}"#;
+        let extended = format!("{head}{}{tail}", &GPS[1..GPS.len() - 1]);
+        let decoded = decode(EventKind::Gps, extended.as_bytes()).unwrap();
+        assert_eq!(
+            decoded.extra.as_deref(),
+            Some(
+                r#"{"satellites":9,"fix":{"mode":"3d", "dop":[1.2,0.9]},"say \"hi\"":"a\u00e9\\"}"#
+            )
+        );
+        let plain = decode(EventKind::Gps, GPS.as_bytes()).unwrap();
+        assert_eq!(plain.extra, None);
+        assert_eq!(plain.event, decoded.event);
+        let keys: serde_json::Value =
+            serde_json::from_str(decoded.extra.as_deref().unwrap()).unwrap();
+        assert_eq!(keys["say \"hi\""], "aé\\");
+    }
+
+    #[test]
+    fn rejects_a_repeated_field_and_trailing_text() {
+        let twice = GPS.replacen('{', r#"{"lat":1.0,"#, 1);
+        let err = decode(EventKind::Gps, twice.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("duplicate field `lat`"), "{err}");
+        let trailing = format!("{GPS} {{}}");
+        let err = decode(EventKind::Gps, trailing.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("trailing characters"), "{err}");
     }
 
     #[test]

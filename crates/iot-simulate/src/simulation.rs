@@ -745,7 +745,8 @@ mod tests {
             buf.clear();
             event.encode(&mut buf);
             let decoded = iot_model::decode(event.kind(), &buf).unwrap();
-            assert_eq!(&decoded, event);
+            assert_eq!(&decoded.event, event);
+            assert_eq!(decoded.extra, None);
         }
     }
 }
