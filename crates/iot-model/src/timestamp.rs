@@ -5,7 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A UTC instant with millisecond precision.
@@ -65,7 +66,40 @@ impl FromStr for Timestamp {
 
     /// Accepts any RFC 3339 offset and converts it to UTC.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DateTime::parse_from_rfc3339(s).map(|t| Self::new(t.with_timezone(&Utc)))
+        match Self::from_wire_form(s) {
+            Some(t) => Ok(t),
+            None => DateTime::parse_from_rfc3339(s).map(|t| Self::new(t.with_timezone(&Utc))),
+        }
+    }
+}
+
+impl Timestamp {
+    /// Reads the form [`Display`](fmt::Display) writes, `2026-11-26T09:30:00.250Z`,
+    /// without a general parser: the loader reads one or more per message. Any other
+    /// form, or an impossible date, is `None`, left to the RFC 3339 parser.
+    fn from_wire_form(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+        if b.len() != 24
+            || b[19] != b'.'
+            || b[23] != b'Z'
+            || separators.iter().any(|&(at, c)| b[at] != c)
+        {
+            return None;
+        }
+        let number = |from: usize, to: usize| {
+            b[from..to].iter().try_fold(0u32, |n, &c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })
+        };
+        let date = NaiveDate::from_ymd_opt(number(0, 4)? as i32, number(5, 7)?, number(8, 10)?)?;
+        let at = date.and_hms_milli_opt(
+            number(11, 13)?,
+            number(14, 16)?,
+            number(17, 19)?,
+            number(20, 23)?,
+        )?;
+        Some(Self(at.and_utc()))
     }
 }
 
@@ -77,10 +111,23 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(|e| {
-            serde::de::Error::custom(format!("invalid RFC 3339 timestamp {text:?}: {e}"))
-        })
+        struct Text;
+
+        impl Visitor<'_> for Text {
+            type Value = Timestamp;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp")
+            }
+
+            // Borrowed or not, the text is read in place: no copy per value.
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                text.parse()
+                    .map_err(|e| E::custom(format!("invalid RFC 3339 timestamp {text:?}: {e}")))
+            }
+        }
+
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -98,6 +145,37 @@ mod tests {
     fn round_trips_through_text() {
         let t = Timestamp::from_millis(1_700_000_000_007).unwrap();
         assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+    }
+
+    #[test]
+    fn reads_its_own_form_and_any_other_rfc_3339() {
+        for text in [
+            "2026-11-26T09:30:00.250Z",
+            "2024-02-29T23:59:59.999Z",
+            "1970-01-01T00:00:00.000Z",
+        ] {
+            let t: Timestamp = text.parse().unwrap();
+            assert_eq!(t.to_string(), text);
+            let general = DateTime::parse_from_rfc3339(text).unwrap();
+            assert_eq!(t.millis(), general.timestamp_millis());
+        }
+        assert_eq!(
+            "2026-11-26T09:30:00Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .millis()
+                % 1000,
+            0
+        );
+        for bad in [
+            "2026-02-30T09:30:00.250Z",
+            "2026-11-26T24:30:00.250Z",
+            "2026-11-26T09:30:00.2x0Z",
+            "2026-11-26T09:30:00.250",
+            "+026-11-26T09:30:00.250Z",
+        ] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
     }
 
     #[test]
