@@ -120,7 +120,7 @@ async fn decode_and_append(n: usize) {
                 .await
                 .expect("the bench file is writable");
             expected.extend(batch.ranges().iter().map(|(k, r)| (k.clone(), r.next)));
-            batch = Batch::default();
+            batch.clear();
         }
     }
     load.add(&batch);

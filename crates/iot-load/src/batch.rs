@@ -50,6 +50,8 @@ pub struct Batch {
     ranges: BTreeMap<PartitionKey, OffsetRange>,
     opened: Option<Instant>,
     messages: usize,
+    /// The key of the last lookup in `ranges`, kept to spare an allocation per message.
+    lookup: PartitionKey,
 }
 
 impl Batch {
@@ -83,14 +85,19 @@ impl Batch {
     pub fn skip(&mut self, topic: &str, partition: i32, offset: i64) {
         self.opened.get_or_insert_with(Instant::now);
         self.messages += 1;
-        let range = self
-            .ranges
-            .entry((topic.to_owned(), partition))
-            .or_insert(OffsetRange {
-                first: offset,
-                next: offset,
-            });
-        range.next = range.next.max(offset + 1);
+        self.lookup.0.clear();
+        self.lookup.0.push_str(topic);
+        self.lookup.1 = partition;
+        match self.ranges.get_mut(&self.lookup) {
+            Some(range) => range.next = range.next.max(offset + 1),
+            None => {
+                let range = OffsetRange {
+                    first: offset,
+                    next: offset + 1,
+                };
+                self.ranges.insert(self.lookup.clone(), range);
+            }
+        }
     }
 
     fn reject(&mut self, topic: &str, kafka: KafkaMeta, payload: Option<&[u8]>, error: String) {
@@ -100,6 +107,15 @@ impl Batch {
             payload: payload.unwrap_or_default().to_vec(),
             error,
         });
+    }
+
+    /// Empties the batch for the next one, keeping the memory it grew into.
+    pub fn clear(&mut self) {
+        self.rows.iter_mut().for_each(Vec::clear);
+        self.dead_letters.clear();
+        self.ranges.clear();
+        self.opened = None;
+        self.messages = 0;
     }
 
     /// Rows of one kind, in the order they were read.
@@ -230,6 +246,11 @@ mod tests {
         assert!(policy.should_complete(&batch, Instant::now() + Duration::from_secs(6)));
         batch.add(&topics, "gps_data", meta(2), Some(GPS.as_bytes()));
         assert!(policy.should_complete(&batch, Instant::now()));
+
+        batch.clear();
+        assert!(batch.is_empty() && batch.ranges().is_empty());
+        assert_eq!(batch.rows(EventKind::Gps), &[]);
+        assert_eq!(batch.age(Instant::now()), Duration::ZERO);
     }
 
     proptest::proptest! {

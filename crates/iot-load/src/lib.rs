@@ -215,7 +215,7 @@ async fn run_with(
         {
             last_message = now;
         } else if !options.follow && now - last_message > stall_limit {
-            run.commit(batch).await?;
+            run.commit(&mut batch).await?;
             return Err(SourceError::Stalled {
                 idle: stall_limit,
                 behind: run.source.behind(),
@@ -228,7 +228,7 @@ async fn run_with(
             // A full batch means more are waiting: keep the destination open for
             // them. Otherwise a follower is about to wait, and lets go of it.
             let more_waiting = batch.len() >= options.batch.max_messages;
-            run.commit(std::mem::take(&mut batch)).await?;
+            run.commit(&mut batch).await?;
             if options.follow && !more_waiting {
                 run.destination.release();
             }
@@ -236,7 +236,7 @@ async fn run_with(
         report_progress(&mut ticker, &run.load, &batch);
     }
     // Ctrl-C: what was read is complete messages; commit it rather than read it again.
-    run.commit(batch).await?;
+    run.commit(&mut batch).await?;
 
     let Loader {
         mut destination,
@@ -273,17 +273,25 @@ struct Loader<D> {
 }
 
 impl<D: Destination> Loader<D> {
-    /// Commits a batch. If another loader committed some of its partitions first,
-    /// the batch is dropped, and reading goes on from the offsets now stored.
-    async fn commit(&mut self, batch: Batch) -> Result<(), LoadError> {
+    /// Commits a batch and empties it for the next one. If another loader
+    /// committed some of its partitions first, the batch is dropped, and reading
+    /// goes on from the offsets now stored.
+    async fn commit(&mut self, batch: &mut Batch) -> Result<(), LoadError> {
         if batch.is_empty() {
             return Ok(());
         }
+        self.try_commit(batch).await?;
+        // The next batch reuses the memory this one grew into.
+        batch.clear();
+        Ok(())
+    }
+
+    async fn try_commit(&mut self, batch: &Batch) -> Result<(), LoadError> {
         let mut counted = self.load.clone();
-        counted.add(&batch);
+        counted.add(batch);
         match self
             .destination
-            .commit(&batch, &self.expected, &counted)
+            .commit(batch, &self.expected, &counted)
             .await
         {
             Ok(()) => {}
@@ -291,7 +299,7 @@ impl<D: Destination> Loader<D> {
                 tracing::warn!(%conflict, "reading on from the offsets the other loader stored");
                 self.expected = self.destination.stored_offsets().await?;
                 let (source, expected) = (&mut self.source, &self.expected);
-                tokio::task::block_in_place(|| source.rewind(expected, &batch))?;
+                tokio::task::block_in_place(|| source.rewind(expected, batch))?;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use duckdb::arrow::array::{
     ArrayRef, FixedSizeBinaryBuilder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMillisecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
@@ -78,7 +78,8 @@ fn field(column: &Column) -> Field {
 fn data_type(ty: ColumnType) -> DataType {
     match ty {
         ColumnType::Uuid => DataType::FixedSizeBinary(16),
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        // Microseconds, DuckDB's own unit: milliseconds would be cast on the way in.
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         ColumnType::Double => DataType::Float64,
         ColumnType::Integer => DataType::Int64,
         ColumnType::Text => DataType::Utf8,
@@ -87,7 +88,7 @@ fn data_type(ty: ColumnType) -> DataType {
 
 enum ColumnBuilder {
     Uuid(FixedSizeBinaryBuilder),
-    Timestamp(TimestampMillisecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
     Double(Float64Builder),
     Integer(Int64Builder),
     Text(StringBuilder),
@@ -98,7 +99,7 @@ impl ColumnBuilder {
         match ty {
             ColumnType::Uuid => Self::Uuid(FixedSizeBinaryBuilder::with_capacity(rows, 16)),
             ColumnType::Timestamp => Self::Timestamp(
-                TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             ),
             ColumnType::Double => Self::Double(Float64Builder::with_capacity(rows)),
             ColumnType::Integer => Self::Integer(Int64Builder::with_capacity(rows)),
@@ -118,7 +119,7 @@ impl ColumnBuilder {
             (Self::Uuid(b), Cell::Uuid(u)) => {
                 b.append_value(u.as_bytes()).map_err(|_| "a UUID")?;
             }
-            (Self::Timestamp(b), Cell::Time(t)) => b.append_value(t.millis()),
+            (Self::Timestamp(b), Cell::Time(t)) => b.append_value(t.millis() * 1000),
             (Self::Double(b), Cell::Double(f)) => b.append_value(f),
             (Self::Integer(b), Cell::Integer(i)) => b.append_value(i),
             (Self::Text(b), Cell::Text(s)) => b.append_value(s),
