@@ -111,7 +111,10 @@ impl DuckDb {
             path: self.path(),
             reason: e.to_string(),
         };
-        let conn = Connection::open_in_memory().map_err(open_error)?;
+        let conn = duckdb::Config::default()
+            .threads(1)
+            .and_then(Connection::open_in_memory_with_flags)
+            .map_err(open_error)?;
         // A checkpoint rewrites the row groups the last batches touched; at DuckDB's
         // default threshold (16 MB of log) that happened about every batch and took
         // a third of the time. At 128 MB it happens every few batches. DuckDB would
@@ -126,7 +129,7 @@ impl DuckDb {
         // other core is the broker's.
         let attach = format!(
             "ATTACH {} AS store (STORAGE_VERSION {}, ROW_GROUP_SIZE 16384); USE store; \
-             SET checkpoint_threshold = '128MB'; SET memory_limit = '192MB'; SET threads = 1;",
+             SET checkpoint_threshold = '128MB'; SET memory_limit = '192MB';",
             literal(&self.path()),
             literal(&self.options.storage_version)
         );
