@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs tansu, a DuckDB 1.4
-# reader (Python, to prove DBeaver's driver generation reads our files) and the
+# Runs the whole test suite on a fresh machine: fetches DuckDB's prebuilt library,
+# installs tansu, a DuckDB 1.4 reader (Python, to prove DBeaver's driver generation reads our files) and the
 # Snowflake emulator (fakesnow, in its own virtualenv) if missing, starts a
 # private broker and emulator on free ports, runs `cargo test --workspace`
 # against them, and stops them again. Extra arguments go to cargo test (e.g.
@@ -10,6 +10,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
+scripts/libduckdb.sh install
 
 if ! python3 -c 'import duckdb, sys; sys.exit(not duckdb.__version__.startswith("1.4."))' 2>/dev/null; then
   echo "test: installing the DuckDB 1.4 Python package (the reader the compatibility test uses)" >&2
