@@ -18,6 +18,8 @@ pub enum ColumnType {
     Double,
     Integer,
     Text,
+    /// A JSON document, written as its text.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +112,7 @@ const EMERGENCY: &[Column] = &[
 
 /// Columns every table has after the model's: unknown fields, then where the
 /// message came from and which load wrote it.
-pub const EXTRA_COLUMN: Column = col("_extra", Text);
+pub const EXTRA_COLUMN: Column = col("_extra", ColumnType::Json);
 pub const KAFKA_COLUMNS: &[Column] = &[
     col("_kafka_topic", Text),
     col("_kafka_partition", Integer),

@@ -82,7 +82,7 @@ fn data_type(ty: ColumnType) -> DataType {
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         ColumnType::Double => DataType::Float64,
         ColumnType::Integer => DataType::Int64,
-        ColumnType::Text => DataType::Utf8,
+        ColumnType::Text | ColumnType::Json => DataType::Utf8,
     }
 }
 
@@ -103,7 +103,9 @@ impl ColumnBuilder {
             ),
             ColumnType::Double => Self::Double(Float64Builder::with_capacity(rows)),
             ColumnType::Integer => Self::Integer(Int64Builder::with_capacity(rows)),
-            ColumnType::Text => Self::Text(StringBuilder::with_capacity(rows, rows * 16)),
+            ColumnType::Text | ColumnType::Json => {
+                Self::Text(StringBuilder::with_capacity(rows, rows * 16))
+            }
         }
     }
 

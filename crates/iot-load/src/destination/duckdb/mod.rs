@@ -172,29 +172,29 @@ impl DuckDb {
         conn.execute_batch(&sql)
             .map_err(|e| write_error("the tables", e))?;
 
-        // Columns the model gained since the table was made; old rows read NULL.
+        // Tables made by an older loader: columns the model gained since are
+        // added (old rows read NULL), and columns whose type it changed are
+        // converted in place (`_extra` was VARCHAR before DuckDB's JSON type).
         for kind in EventKind::ALL {
             let table = kind.default_topic();
-            let existing: Vec<String> = conn
-                .prepare("SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?")
+            let existing: Vec<(String, String)> = conn
+                .prepare("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?")
                 .and_then(|mut st| {
-                    st.query_map(params![self.options.schema, table], |r| r.get::<_, String>(0))?
+                    st.query_map(params![self.options.schema, table], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect()
                 })
                 .map_err(|e| write_error(table, e))?;
-            for column in all_columns(kind).filter(|c| !existing.iter().any(|e| e == c.name)) {
-                tracing::info!(
-                    table,
-                    column = column.name,
-                    "adding a column the model gained"
-                );
-                let alter = format!(
-                    "ALTER TABLE {s}.{} ADD COLUMN {} {}",
-                    ident(table),
-                    ident(column.name),
-                    sql_type(column.ty)
-                );
-                conn.execute_batch(&alter)
+            for column in all_columns(kind) {
+                let (name, want) = (ident(column.name), sql_type(column.ty));
+                let change = match existing.iter().find(|(n, _)| n == column.name) {
+                    None => format!("ADD COLUMN {name} {want}"),
+                    Some((_, ty)) if ty != want => {
+                        format!("ALTER COLUMN {name} SET DATA TYPE {want}")
+                    }
+                    Some(_) => continue,
+                };
+                tracing::info!(table, change, "changing a table to match the model");
+                conn.execute_batch(&format!("ALTER TABLE {s}.{} {change}", ident(table)))
                     .map_err(|e| write_error(table, e))?;
             }
         }
@@ -438,19 +438,22 @@ fn create_table(schema: &str, table: &str, columns: impl Iterator<Item = Column>
     )
 }
 
+/// A column's type in DuckDB, spelt as `information_schema.columns` reports it, so
+/// that an existing table's column can be compared with the model's.
 fn sql_type(ty: ColumnType) -> &'static str {
     match ty {
         ColumnType::Uuid => "UUID",
-        ColumnType::Timestamp => "TIMESTAMPTZ",
+        ColumnType::Timestamp => "TIMESTAMP WITH TIME ZONE",
         ColumnType::Double => "DOUBLE",
         ColumnType::Integer => "BIGINT",
         ColumnType::Text => "VARCHAR",
+        ColumnType::Json => "JSON",
     }
 }
 
-/// The analytical views, documented in the README. Durations are computed from
-/// epoch milliseconds: subtracting TIMESTAMPTZ values needs the ICU extension, which
-/// this build of DuckDB does not bundle (DBeaver's does; both read these views).
+/// The analytical views, documented in the README. Durations are INTERVALs, the
+/// difference of two TIMESTAMPTZ values (DuckDB's ICU extension, built into the
+/// library we link and into DBeaver's driver).
 fn views(s: &str) -> String {
     format!(
         r#"
@@ -467,10 +470,10 @@ SELECT trip_id,
        any_value(route_source) AS route_source,
        min("timestamp") AS started_at,
        max("timestamp") AS ended_at,
-       to_milliseconds(epoch_ms(max("timestamp")) - epoch_ms(min("timestamp"))) AS duration,
+       max("timestamp") - min("timestamp") AS duration,
        round(max(odometer_km) - min(odometer_km), 2) AS distance_km,
        round((max(odometer_km) - min(odometer_km))
-             / nullif((epoch_ms(max("timestamp")) - epoch_ms(min("timestamp"))) / 3600000.0, 0), 1) AS avg_speed_kmh,
+             / nullif(epoch(max("timestamp") - min("timestamp")) / 3600, 0), 1) AS avg_speed_kmh,
        max(speed_kmh) AS max_speed_kmh,
        count(*) AS readings
 FROM {s}.vehicle_data
@@ -485,8 +488,8 @@ SELECT incident_id,
        any_value(lon) AS lon,
        min("timestamp") FILTER (WHERE status = 'active') AS reported_at,
        min("timestamp") FILTER (WHERE status = 'resolved') AS resolved_at,
-       to_milliseconds(epoch_ms(min("timestamp") FILTER (WHERE status = 'resolved'))
-         - epoch_ms(min("timestamp") FILTER (WHERE status = 'active'))) AS time_to_resolve,
+       min("timestamp") FILTER (WHERE status = 'resolved')
+         - min("timestamp") FILTER (WHERE status = 'active') AS time_to_resolve,
        CASE WHEN bool_or(status = 'resolved') THEN 'resolved' ELSE 'active' END AS status
 FROM {s}.emergency_data
 GROUP BY incident_id;
@@ -694,9 +697,9 @@ mod tests {
         assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS \"s\".\"gps_data\""));
         for needle in [
             "\"lat\" DOUBLE",
-            "\"timestamp\" TIMESTAMPTZ",
             "\"device_id\" UUID",
-            "\"_extra\" VARCHAR",
+            "\"timestamp\" TIMESTAMP WITH TIME ZONE",
+            "\"_extra\" JSON",
             "\"_kafka_offset\" BIGINT",
             "\"_load_id\" VARCHAR",
         ] {

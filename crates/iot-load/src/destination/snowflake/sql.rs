@@ -9,7 +9,7 @@
 use iot_model::{EventKind, Timestamp};
 
 use crate::batch::{DeadLetter, OffsetRange, PartitionKey, Row};
-use crate::columns::{Cell, Column, ColumnType, EXTRA_COLUMN, all_columns, row_cells};
+use crate::columns::{Cell, Column, ColumnType, all_columns, row_cells};
 use crate::destination::LoadRecord;
 
 /// Statements are cut at about this many bytes; Snowflake refuses statements over 1 MB.
@@ -61,15 +61,13 @@ fn value(cell: Cell) -> String {
 }
 
 pub fn sql_type(column: Column) -> &'static str {
-    if column == EXTRA_COLUMN {
-        return "VARIANT";
-    }
     match column.ty {
         ColumnType::Uuid => "VARCHAR(36)",
         ColumnType::Timestamp => "TIMESTAMP_TZ",
         ColumnType::Double => "FLOAT",
         ColumnType::Integer => "NUMBER(38,0)",
         ColumnType::Text => "VARCHAR",
+        ColumnType::Json => "VARIANT",
     }
 }
 
