@@ -3,6 +3,7 @@
 //! writes all of it, next offsets included, in one transaction.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use iot_model::{Event, EventKind, Timestamp, Topics};
@@ -83,17 +84,26 @@ impl Batch {
     /// Passes over a message without loading it (older than `--start-from`): its
     /// offset still moves on with the batch.
     pub fn skip(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.pass_over(topic, partition, offset..offset + 1);
+    }
+
+    /// Passes over a range of offsets without reading them (before where
+    /// `--start-from` begins a partition): they move on with the batch, as if loaded.
+    pub fn pass_over(&mut self, topic: &str, partition: i32, offsets: Range<i64>) {
+        if offsets.is_empty() {
+            return;
+        }
         self.opened.get_or_insert_with(Instant::now);
-        self.messages += 1;
+        self.messages += (offsets.end - offsets.start) as usize;
         self.lookup.0.clear();
         self.lookup.0.push_str(topic);
         self.lookup.1 = partition;
         match self.ranges.get_mut(&self.lookup) {
-            Some(range) => range.next = range.next.max(offset + 1),
+            Some(range) => range.next = range.next.max(offsets.end),
             None => {
                 let range = OffsetRange {
-                    first: offset,
-                    next: offset + 1,
+                    first: offsets.start,
+                    next: offsets.end,
                 };
                 self.ranges.insert(self.lookup.clone(), range);
             }

@@ -22,7 +22,7 @@ use crate::batch::{Batch, BatchPolicy};
 use crate::destination::duckdb::{DuckDb, DuckDbOptions};
 use crate::destination::snowflake::{Snowflake, SnowflakeOptions};
 use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
-use crate::source::{KafkaSource, SourceError, StartFrom};
+use crate::source::{KafkaSource, Opened, SourceError, StartFrom};
 
 /// Exit statuses, as documented in `load --help`.
 pub mod exit {
@@ -173,7 +173,11 @@ async fn run_with(
     if options.follow {
         destination.release();
     }
-    let opened = {
+    let Opened {
+        source,
+        gaps,
+        passed_over,
+    } = {
         let (kafka, group, topics, start, reset) = (
             options.kafka.clone(),
             options.group_id.clone(),
@@ -189,16 +193,19 @@ async fn run_with(
         .expect("opening the source does not panic")?
     };
     let mut load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
-    load.gaps = opened.gaps;
+    load.gaps = gaps;
     tracing::info!(load_id = %load.load_id, "load started");
     let mut run = Loader {
         destination,
-        source: opened.source,
+        source,
         load,
         expected: stored,
     };
 
     let mut batch = Batch::default();
+    for r in &passed_over {
+        batch.pass_over(&r.topic, r.partition, r.from..r.to);
+    }
     let mut ticker = Ticker::new(options.progress);
     // In cron mode, a broker that stops delivering below the watermarks it reported
     // must not hang the run until the next cron job piles up behind it.

@@ -71,11 +71,12 @@ pub struct KafkaSource {
     timeout: Duration,
 }
 
-/// What opening found: the source, and the ranges retention deleted before they
-/// were loaded.
+/// What opening found: the source, the ranges retention deleted before they were
+/// loaded, and the ranges `--start-from` passes over without reading them.
 pub struct Opened {
     pub source: KafkaSource,
     pub gaps: Vec<PartitionRange>,
+    pub passed_over: Vec<PartitionRange>,
 }
 
 impl KafkaSource {
@@ -112,6 +113,7 @@ impl KafkaSource {
 
         let mut partitions = Vec::new();
         let mut gaps = Vec::new();
+        let mut passed_over = Vec::new();
         for (_, topic) in topics.iter() {
             let metadata = consumer
                 .fetch_metadata(Some(topic), timeout)
@@ -171,7 +173,22 @@ impl KafkaSource {
                     None => match start_from {
                         StartFrom::Earliest => low,
                         StartFrom::Time(t) => {
-                            offset_for_time(&consumer, topic, partition, t, timeout).unwrap_or(high)
+                            // No message that new yet: the partition starts at its end.
+                            let at = offset_for_time(&consumer, topic, partition, t, timeout)
+                                .map_err(|e| {
+                                    read(
+                                        format!("where {topic} partition {partition} reaches {t}"),
+                                        e,
+                                    )
+                                })?
+                                .unwrap_or(high);
+                            passed_over.push(PartitionRange {
+                                topic: topic.to_owned(),
+                                partition,
+                                from: low,
+                                to: at,
+                            });
+                            at
                         }
                     },
                 };
@@ -201,6 +218,7 @@ impl KafkaSource {
                 timeout,
             },
             gaps,
+            passed_over,
         })
     }
 
@@ -314,19 +332,24 @@ impl KafkaSource {
     }
 }
 
+/// The first offset of a message stamped `at` or later, or None when the partition
+/// holds none yet. An error is an error: guessing here would skip messages.
 fn offset_for_time(
     consumer: &BaseConsumer,
     topic: &str,
     partition: i32,
     at: Timestamp,
     timeout: Duration,
-) -> Option<i64> {
+) -> Result<Option<i64>, rdkafka::error::KafkaError> {
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(at.millis()))
-        .ok()?;
-    let found = consumer.offsets_for_times(list, timeout).ok()?;
-    match found.find_partition(topic, partition)?.offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
+    list.add_partition_offset(topic, partition, Offset::Offset(at.millis()))?;
+    let found = consumer.offsets_for_times(list, timeout)?;
+    let element = found.find_partition(topic, partition);
+    if let Some(error) = element.as_ref().and_then(|e| e.error().err()) {
+        return Err(error);
     }
+    Ok(match element.map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => Some(o),
+        _ => None,
+    })
 }
