@@ -1,60 +1,154 @@
 #!/usr/bin/env bash
-# The local Kafka-compatible broker for development, the demo and the tests: tansu,
-# a single Rust binary from crates.io, storing its data in SQLite. No Docker needed.
+# The local Kafka broker for development, the demo and the tests. No Docker needed.
 #
-#   scripts/broker.sh start     install tansu if missing, start it, wait until it answers
-#   scripts/broker.sh stop      stop it (the data stays in its directory)
-#   scripts/broker.sh status    exit 0 if it is running and answering
-#   scripts/broker.sh install   only install tansu
-#   scripts/broker.sh with CMD  run CMD against a private broker on a free port, with
-#                               its data in a temporary directory, then stop it;
-#                               CMD finds it at $BROKER_BOOTSTRAP
+#   scripts/broker.sh start      install the broker if missing, start it, wait until it answers
+#   scripts/broker.sh stop       stop it (the data stays in its directory)
+#   scripts/broker.sh status     exit 0 if it is running and answering
+#   scripts/broker.sh install    only install the broker
+#   scripts/broker.sh with CMD   run CMD against a private broker on a free port, with its
+#                                data in a temporary directory, then stop it; CMD finds it
+#                                at $BROKER_BOOTSTRAP (and its data folder at $BROKER_DIR)
+#   scripts/broker.sh kafka-TOOL ARGS
+#                                one of Apache Kafka's own tools (kafka-topics,
+#                                kafka-consumer-groups, kafka-console-consumer,
+#                                kafka-console-producer, kafka-delete-records,
+#                                kafka-get-offsets, kafka-configs) from the same install,
+#                                e.g. kafka-consumer-groups --bootstrap-server
+#                                127.0.0.1:9092 --describe --group iot-load
 #
-# BROKER_PORT (default 9092) and BROKER_DIR (default .local/broker in the repository)
-# choose where it listens and keeps its data; BROKER_DIR must be writable.
+# BROKER chooses which broker: `kafka` (the default where Java 17+ is found) runs
+# Apache Kafka itself, the jars from Maven Central (config/kafka/pom.xml) in KRaft
+# mode with config/kafka/server.properties; `tansu` (the default without Java) runs
+# tansu, a Kafka-compatible broker built from crates.io that stores its data in
+# SQLite. BROKER_PORT (default 9092) and BROKER_DIR (default .local/broker in the
+# repository) choose where it listens and keeps its data.
 set -euo pipefail
 
+KAFKA_VERSION=4.1.1
 TANSU_VERSION=0.6.0
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}
 port=${BROKER_PORT:-9092}
 dir=${BROKER_DIR:-$repo/.local/broker}
-pidfile=$dir/tansu.pid
-log=$dir/tansu.log
 
 say() { printf 'broker: %s\n' "$*" >&2; }
 
-installed() {
+java_17() {
+  command -v java >/dev/null 2>&1 &&
+    java -XshowSettings:properties -version 2>&1 |
+    awk -F' = ' '/java.specification.version/ { exit !($2 + 0 >= 17) }'
+}
+
+if [[ -z ${BROKER:-} ]]; then
+  if java_17; then BROKER=kafka; else BROKER=tansu; fi
+fi
+case $BROKER in
+  kafka | tansu) ;;
+  *) say "BROKER must be kafka or tansu, not '$BROKER'"; exit 2 ;;
+esac
+
+# Where a broker in $dir keeps its process id and log.
+files() {
+  pidfile=$dir/$BROKER.pid
+  log=$dir/$BROKER.log
+}
+files
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- Apache Kafka ----------------------------------------------------------------
+
+kafka_libs=$cache/kafka/$KAFKA_VERSION/libs
+
+kafka_install() {
+  [[ -f $kafka_libs/kafka_2.13-$KAFKA_VERSION.jar ]] && return 0
+  java_17 || { say "Apache Kafka $KAFKA_VERSION needs Java 17 or later; use BROKER=tansu without it"; exit 1; }
+  command -v mvn >/dev/null 2>&1 || { say "installing Apache Kafka needs Maven (Debian: apt-get install maven)"; exit 1; }
+  say "installing Apache Kafka $KAFKA_VERSION from Maven Central into $kafka_libs (about 55 MB, once)"
+  rm -rf "$kafka_libs.part"
+  mvn --batch-mode --quiet -f "$repo/config/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -Dstyle.color=never -DincludeScope=runtime -DoutputDirectory="$kafka_libs.part" ||
+    { say "Maven could not fetch Apache Kafka $KAFKA_VERSION (see above)"; exit 1; }
+  mv "$kafka_libs.part" "$kafka_libs"
+}
+
+# A Kafka class's main: the jars on the classpath, the log to standard error.
+kafka_jvm=(java -cp "$kafka_libs/*" -Dlog4j2.configurationFile="$repo/config/kafka/log4j2.properties")
+
+# A tool: a small heap and a quick start, warnings only.
+kafka_java() {
+  "${kafka_jvm[@]}" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dkafka.log.level=warn "$@"
+}
+
+kafka_tool() {
+  local class
+  case $1 in
+    kafka-topics) class=org.apache.kafka.tools.TopicCommand ;;
+    kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+    kafka-console-consumer) class=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
+    kafka-console-producer) class=org.apache.kafka.tools.ConsoleProducer ;;
+    kafka-delete-records) class=org.apache.kafka.tools.DeleteRecordsCommand ;;
+    kafka-get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
+    kafka-configs) class=kafka.admin.ConfigCommand ;;
+    *) say "unknown tool $1"; exit 2 ;;
+  esac
+  shift
+  kafka_install
+  kafka_java "$class" "$@"
+}
+
+kafka_start() {
+  kafka_install
+  mkdir -p "$dir"
+  # Our settings, then what differs per run: the ports and the data folder. The
+  # controller's port is only for the broker itself (it is its own controller).
+  local controller_port properties=$dir/server.properties
+  controller_port=$(free_port)
+  {
+    cat "$repo/config/kafka/server.properties"
+    echo
+    echo "# Added by scripts/broker.sh for this run."
+    echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+    echo "controller.quorum.voters=1@127.0.0.1:$controller_port"
+    echo "log.dirs=$dir/data"
+  } >"$properties"
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    local cluster_id
+    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid)
+    kafka_java kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$properties" >/dev/null
+  fi
+  # A 512 MB heap is plenty for one node on a 2-core machine, tests and
+  # benchmarks included (Kafka's own default is 1 GB). KAFKA_HEAP_OPTS changes it.
+  local heap
+  read -ra heap <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+  nohup "${kafka_jvm[@]}" "${heap[@]}" kafka.Kafka "$properties" >"$log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+# The broker logs this line once it serves requests; a listening socket alone
+# comes earlier.
+kafka_ready() { grep -q "Kafka Server started" "$log"; }
+
+# --- tansu -----------------------------------------------------------------------
+
+tansu_installed() {
   command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q " $TANSU_VERSION"
 }
 
-install() {
-  installed && return 0
+tansu_install() {
+  tansu_installed && return 0
   say "installing tansu $TANSU_VERSION from crates.io (about 10 minutes, once)"
   # A build directory outside the repository, kept between installs.
-  CARGO_TARGET_DIR=${TANSU_TARGET_DIR:-$HOME/.cache/iot-streaming/tansu-target} \
+  CARGO_TARGET_DIR=${TANSU_TARGET_DIR:-$cache/tansu-target} \
     cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore --quiet
-  installed || { say "tansu is installed but not on PATH; add ~/.cargo/bin to PATH"; exit 1; }
+  tansu_installed || { say "tansu is installed but not on PATH; add ~/.cargo/bin to PATH"; exit 1; }
 }
 
-answering() {
-  # A TCP connection is enough: tansu listens only once its storage is open.
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
-}
-
-running() {
-  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
-}
-
-start() {
-  if running && answering; then
-    say "already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
-    return 0
-  fi
-  if answering; then
-    say "something else already listens on 127.0.0.1:$port; stop it or set BROKER_PORT"
-    exit 1
-  fi
-  install
+tansu_start() {
+  tansu_install
   mkdir -p "$dir"
   # tansu reads a sqlite:// path relative to its working directory. Advertise the
   # IPv4 address: clients told "localhost" may try ::1, where nothing listens.
@@ -66,19 +160,45 @@ start() {
       --storage-engine "sqlite://tansu.db" >"$log" 2>&1 &
     echo $! >"$pidfile"
   )
-  for _ in $(seq 1 300); do
-    if answering; then
-      say "running on 127.0.0.1:$port (pid $(cat "$pidfile"), data and log in $dir)"
+}
+
+# tansu listens only once its storage is open.
+tansu_ready() { answering; }
+
+# --- either ----------------------------------------------------------------------
+
+answering() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+running() {
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+start() {
+  if running && answering; then
+    say "$BROKER already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
+    return 0
+  fi
+  if answering; then
+    say "something else already listens on 127.0.0.1:$port; stop it or set BROKER_PORT"
+    exit 1
+  fi
+  "${BROKER}_start"
+  for _ in $(seq 1 600); do
+    if answering && "${BROKER}_ready"; then
+      say "$BROKER running on 127.0.0.1:$port (pid $(cat "$pidfile"), data and log in $dir)"
       return 0
     fi
     if ! running; then
-      say "tansu exited while starting; its log ($log) says:"
-      tail -n 20 "$log" >&2
+      say "$BROKER exited while starting; the end of its log ($log):"
+      tail -n 30 "$log" >&2
       exit 1
     fi
     sleep 0.1
   done
-  say "tansu did not answer on 127.0.0.1:$port within 30 s; see $log"
+  say "$BROKER did not answer on 127.0.0.1:$port within 60 s; the end of its log ($log):"
+  tail -n 30 "$log" >&2
   exit 1
 }
 
@@ -91,7 +211,8 @@ stop() {
   local pid
   pid=$(cat "$pidfile")
   kill "$pid"
-  for _ in $(seq 1 100); do
+  # Kafka closes its logs cleanly on SIGTERM within seconds; past 30 s, force it.
+  for _ in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -102,13 +223,12 @@ stop() {
 
 # A private broker for one command: the tests and the benchmarks use it.
 with() {
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   dir=$(mktemp -d -t iot-broker.XXXXXX)
-  pidfile=$dir/tansu.pid
-  log=$dir/tansu.log
+  files
   trap 'stop; rm -rf "$dir"' EXIT
   start
-  BROKER_BOOTSTRAP=127.0.0.1:$port "$@"
+  BROKER_BOOTSTRAP=127.0.0.1:$port BROKER_DIR=$dir BROKER=$BROKER "$@"
 }
 
 case ${1:-} in
@@ -116,9 +236,10 @@ case ${1:-} in
   with) shift; with "$@" ;;
   stop) stop ;;
   status) running && answering ;;
-  install) install ;;
+  install) "${BROKER}_install" ;;
+  kafka-*) kafka_tool "$@" ;;
   *)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -1,9 +1,11 @@
 //! What the end-to-end tests share: finding the built binaries and the test broker,
 //! giving each test its own topics, and reading a topic back in full.
 //!
-//! The tests need a Kafka-protocol broker, and the Snowflake tests an emulator.
-//! `scripts/test.sh` starts both (tansu, fakesnow) and points `IOT_TEST_BOOTSTRAP`
-//! and `IOT_TEST_SNOWFLAKE_*` at them; without them the tests fail and say so.
+//! The tests need Apache Kafka, one smoke test tansu as well, and the Snowflake
+//! tests an emulator. `scripts/test.sh` starts all three (with fakesnow as the
+//! emulator) and points `IOT_TEST_BOOTSTRAP`, `IOT_TEST_TANSU_BOOTSTRAP` and
+//! `IOT_TEST_SNOWFLAKE_*` at them; without them the tests fail and say so. Some
+//! tests check our claims with Kafka's own tools, through `scripts/broker.sh`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -14,11 +16,33 @@ use iot_model::Topics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-/// The broker the tests use: `IOT_TEST_BOOTSTRAP`, else the local default. Fails
-/// the test, with how to start one, if nothing answers there.
+/// The Apache Kafka broker the tests use: `IOT_TEST_BOOTSTRAP`, else the local
+/// default. Fails the test, with how to start one, if nothing answers there.
 pub fn bootstrap() -> String {
     let servers = std::env::var("IOT_TEST_BOOTSTRAP")
         .unwrap_or_else(|_| iot_kafka::DEFAULT_BOOTSTRAP_SERVERS.into());
+    reachable(servers, "IOT_TEST_BOOTSTRAP", "scripts/broker.sh start")
+}
+
+/// The tansu broker of the smoke test that keeps the Java-less path true:
+/// `IOT_TEST_TANSU_BOOTSTRAP`. Fails the test, with how to start one, if unset or
+/// if nothing answers there.
+pub fn tansu_bootstrap() -> String {
+    let servers = std::env::var("IOT_TEST_TANSU_BOOTSTRAP").unwrap_or_else(|_| {
+        panic!(
+            "this test needs a tansu broker: run the suite with `scripts/test.sh`, which starts \
+             one, or start one with `BROKER=tansu BROKER_PORT=9094 scripts/broker.sh start` \
+             and set IOT_TEST_TANSU_BOOTSTRAP=127.0.0.1:9094"
+        )
+    });
+    reachable(
+        servers,
+        "IOT_TEST_TANSU_BOOTSTRAP",
+        "BROKER=tansu scripts/broker.sh start",
+    )
+}
+
+fn reachable(servers: String, variable: &str, start: &str) -> String {
     let settings = KafkaSettings {
         bootstrap_servers: servers.clone(),
         timeout: Duration::from_secs(5),
@@ -26,12 +50,92 @@ pub fn bootstrap() -> String {
     };
     if let Err(e) = settings.check_reachable() {
         panic!(
-            "these tests need a Kafka broker at {servers} (set IOT_TEST_BOOTSTRAP to use another): {e}\n\
+            "these tests need a broker at {servers} (set {variable} to use another): {e}\n\
              Run the suite with `scripts/test.sh`, which starts one, or start one with \
-             `scripts/broker.sh start` and set IOT_TEST_BOOTSTRAP=127.0.0.1:9092."
+             `{start}` and set {variable} to its address."
         );
     }
     servers
+}
+
+/// Runs one of Apache Kafka's own tools (`kafka-topics`, `kafka-consumer-groups`,
+/// `kafka-delete-records`, ...) against `bootstrap`, through `scripts/broker.sh`;
+/// returns what it printed. Software we did not write, to check what we claim.
+pub fn kafka_tool(bootstrap: &str, tool: &str, args: &[&str]) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/broker.sh");
+    let output = run(
+        Command::new(script)
+            .arg(tool)
+            .args(["--bootstrap-server", bootstrap])
+            .args(args),
+        Duration::from_secs(120),
+    );
+    assert!(
+        output.status.success(),
+        "{tool} {args:?} failed ({:?}); it needs Java 17+ and Apache Kafka's jars, which \
+         `scripts/broker.sh install` fetches: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Deletes `topics` with `kafka-topics --delete` and waits until the broker no
+/// longer lists them, so that they can be created afresh.
+pub fn delete_topics(bootstrap: &str, topics: &Topics) {
+    for (_, topic) in topics.iter() {
+        kafka_tool(bootstrap, "kafka-topics", &["--delete", "--topic", topic]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = kafka_tool(bootstrap, "kafka-topics", &["--list"]);
+        if !topics.iter().any(|(_, t)| listed.lines().any(|l| l == t)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the topics were still listed after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Deletes every message of `topic` partition `partition` below `before`, as
+/// retention would, with `kafka-delete-records`.
+pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) {
+    let file = scratch_dir().join("delete-records.json");
+    let json = serde_json::json!({
+        "version": 1,
+        "partitions": [{ "topic": topic, "partition": partition, "offset": before }],
+    });
+    std::fs::write(&file, json.to_string()).expect("the scratch dir is writable");
+    let file = file.display().to_string();
+    kafka_tool(
+        bootstrap,
+        "kafka-delete-records",
+        &["--offset-json-file", &file],
+    );
+}
+
+/// Each partition's lag in consumer group `group`, as Kafka's own
+/// `kafka-consumer-groups --describe` reports it: (topic, partition, lag), where a
+/// lag of None is Kafka's "-" (no offset committed).
+pub fn group_lag(bootstrap: &str, group: &str) -> Vec<(String, i32, Option<i64>)> {
+    let described = kafka_tool(
+        bootstrap,
+        "kafka-consumer-groups",
+        &["--describe", "--group", group],
+    );
+    // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+    described
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() >= 6 && f[0] == group)
+        .map(|f| {
+            let partition = f[2].parse().expect("a partition number");
+            (f[1].to_owned(), partition, f[5].parse().ok())
+        })
+        .collect()
 }
 
 /// A command for one of the workspace's binaries, built by `cargo test --workspace`
