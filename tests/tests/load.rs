@@ -1,30 +1,37 @@
 //! `load` end to end: the real binaries, a real broker and a real DuckDB file.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    assert_success, binary, bootstrap, create_topic, duplicated_offsets_sql, kill_at_random_points,
-    produce, query_i64, query_strings, read_topic, run, scratch_dir, simulate, topic_args,
-    unique_topics,
+    assert_success, binary, bootstrap, create_topic, delete_records, delete_topics,
+    duplicated_offsets_sql, group_lag, kill_at_random_points, produce, query_i64, query_strings,
+    read_topic, run, scratch_dir, simulate, tansu_bootstrap, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// A broker, a set of topics and a database file of one test's own.
+/// A broker, a set of topics, a consumer group and a database file of one test's own.
 struct Fixture {
     bootstrap: String,
     topics: Topics,
+    group: String,
     db: PathBuf,
 }
 
 impl Fixture {
     fn new() -> Self {
+        Self::on(bootstrap())
+    }
+
+    fn on(bootstrap: String) -> Self {
         Self {
-            bootstrap: bootstrap(),
+            bootstrap,
             topics: unique_topics(),
+            group: format!("iot-load-{}", uuid::Uuid::new_v4()),
             db: scratch_dir().join("iot_service.duckdb"),
         }
     }
@@ -38,6 +45,7 @@ impl Fixture {
         let mut command = binary("load");
         command
             .args(["--dest", "duckdb", "--bootstrap-servers", &self.bootstrap])
+            .args(["--group-id", &self.group])
             .arg("--duckdb-file")
             .arg(&self.db)
             .args(topic_args(&self.topics))
@@ -94,6 +102,21 @@ fn loads_everything_once_and_a_second_run_adds_nothing() {
     }
     assert_eq!(f.rows() as u64, produced);
     assert_each_offset_once(&f.db);
+
+    // Kafka's own tool agrees: the group has read every partition to its end.
+    let lag = group_lag(&f.bootstrap, &f.group);
+    let with_messages: BTreeSet<(String, i32)> = f
+        .topics
+        .iter()
+        .flat_map(|(_, topic)| read_topic(&f.bootstrap, topic))
+        .map(|r| (r.topic, r.partition))
+        .collect();
+    let caught_up: BTreeSet<(String, i32)> = lag
+        .iter()
+        .filter(|(_, _, lag)| *lag == Some(0))
+        .map(|(t, p, _)| (t.clone(), *p))
+        .collect();
+    assert_eq!(caught_up, with_messages, "kafka-consumer-groups: {lag:?}");
 
     let again = assert_success(&f.load(&[]));
     assert!(
@@ -192,6 +215,14 @@ fn malformed_messages_land_in_dead_letters_and_the_rest_loads() {
         "SELECT _extra FROM iot_stream.gps_data WHERE _extra IS NOT NULL",
     );
     assert_eq!(extra, [r#"{"satellites":9}"#]);
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT (_extra->>'satellites')::BIGINT FROM iot_stream.gps_data WHERE _extra IS NOT NULL"
+        ),
+        9,
+        "_extra is DuckDB JSON"
+    );
     assert_each_offset_once(&f.db);
 
     // The next run starts after them: nothing is loaded twice, nothing stuck.
@@ -314,16 +345,10 @@ fn a_recreated_topic_is_refused_until_reset() {
     ]);
     assert_success(&f.load(&[]));
 
-    // The broker's data is replaced: every partition now ends below the offsets the
-    // file stored. (Deleting the topics through tansu 0.6 answered
-    // UnknownTopicOrPartition, so the stored offsets are moved ahead instead; to the
-    // loader the two look the same.)
-    {
-        let conn = duckdb::Connection::open(&f.db).unwrap();
-        conn.execute_batch("UPDATE iot_stream._kafka_offsets SET next_offset = next_offset + 1000")
-            .unwrap();
-    }
-    f.simulate(&[
+    // The topics are deleted and created anew: every partition now ends below the
+    // offsets the file stored.
+    delete_topics(&f.bootstrap, &f.topics);
+    let recreated = f.simulate(&[
         "--from",
         "Potsdam",
         "--to",
@@ -333,6 +358,7 @@ fn a_recreated_topic_is_refused_until_reset() {
         "--max-events",
         "10",
     ]);
+    assert_eq!(recreated, 10);
 
     let before = f.rows();
     let output = f.load(&[]);
@@ -353,9 +379,121 @@ fn a_recreated_topic_is_refused_until_reset() {
         "nothing is written when the offsets do not fit"
     );
 
-    // --reset-offsets reads the partitions from their earliest message again.
+    // --reset-offsets reads the new topics from their earliest message: exactly
+    // their messages, each offset once.
     assert_success(&f.load(&["--reset-offsets"]));
-    assert_eq!(f.rows(), before + 410);
+    assert_eq!(f.rows(), before + 10);
+    let reset_run = "(SELECT load_id FROM iot_stream._loads ORDER BY started_at DESC LIMIT 1)";
+    let loaded: BTreeSet<String> = EventKind::ALL
+        .iter()
+        .flat_map(|k| {
+            query_strings(
+                &f.db,
+                &format!(
+                    "SELECT _kafka_topic || ':' || _kafka_partition || ':' || _kafka_offset \
+                     FROM iot_stream.{} WHERE _load_id = {reset_run}",
+                    k.default_topic()
+                ),
+            )
+        })
+        .collect();
+    let in_topics: BTreeSet<String> = f
+        .topics
+        .iter()
+        .flat_map(|(_, topic)| read_topic(&f.bootstrap, topic))
+        .map(|r| format!("{}:{}:{}", r.topic, r.partition, r.offset))
+        .collect();
+    assert_eq!(loaded, in_topics);
+}
+
+#[test]
+fn messages_deleted_before_loading_are_recorded_as_gaps() {
+    let f = Fixture::new();
+    let trip = [
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "2",
+        "--max-events",
+        "300",
+    ];
+    f.simulate(&trip);
+    assert_success(&f.load(&[]));
+    f.simulate(&trip);
+
+    // Retention strikes before the next load: the first half of what each GPS
+    // partition gained since is deleted, as an expired segment would be.
+    let stored: BTreeMap<i32, i64> = query_strings(
+        &f.db,
+        &format!(
+            "SELECT \"partition\" || ' ' || next_offset FROM iot_stream._kafka_offsets \
+             WHERE topic = '{}' ORDER BY \"partition\"",
+            f.topics.gps
+        ),
+    )
+    .iter()
+    .map(|line| {
+        let (p, o) = line.split_once(' ').unwrap();
+        (p.parse().unwrap(), o.parse().unwrap())
+    })
+    .collect();
+    let mut expected = Vec::new();
+    for (&partition, &next) in &stored {
+        let high = read_topic(&f.bootstrap, &f.topics.gps)
+            .iter()
+            .filter(|r| r.partition == partition)
+            .map(|r| r.offset + 1)
+            .max()
+            .unwrap_or(0);
+        let before = next + (high - next) / 2;
+        if before > next {
+            delete_records(&f.bootstrap, &f.topics.gps, partition, before);
+            expected.push(serde_json::json!({
+                "topic": f.topics.gps, "partition": partition, "from": next, "to": before,
+            }));
+        }
+    }
+    assert!(
+        !expected.is_empty(),
+        "the second trip reached the GPS topic"
+    );
+    let stored_next = stored;
+
+    let stderr = assert_success(&f.load(&[]));
+    assert!(stderr.contains("deleted by retention"), "{stderr}");
+    let gaps = query_strings(
+        &f.db,
+        "SELECT gaps::VARCHAR FROM iot_stream._loads ORDER BY started_at DESC LIMIT 1",
+    );
+    let gaps: serde_json::Value = serde_json::from_str(&gaps[0]).unwrap();
+    assert_eq!(gaps, serde_json::Value::Array(expected));
+    // Every message still in the topic is loaded, once; the others were loaded by
+    // the first run, before retention took them.
+    assert_each_offset_once(&f.db);
+    let loaded: BTreeSet<(i32, i64)> = query_strings(
+        &f.db,
+        "SELECT _kafka_partition || ' ' || _kafka_offset FROM iot_stream.gps_data",
+    )
+    .iter()
+    .map(|line| {
+        let (p, o) = line.split_once(' ').unwrap();
+        (p.parse().unwrap(), o.parse().unwrap())
+    })
+    .collect();
+    let in_topic: BTreeSet<(i32, i64)> = read_topic(&f.bootstrap, &f.topics.gps)
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert!(in_topic.is_subset(&loaded));
+    for (partition, offset) in loaded.difference(&in_topic) {
+        let first_run_next = stored_next[partition];
+        assert!(
+            *offset < first_run_next,
+            "partition {partition} offset {offset} was loaded from inside a gap"
+        );
+    }
 }
 
 #[test]
@@ -374,6 +512,12 @@ fn the_file_opens_in_duckdb_1_4() {
     assert_success(&f.load(&[]));
     let rows = f.rows();
 
+    assert_eq!(read_with_duckdb_1_4(&f.db), (rows, 2));
+}
+
+/// (event rows, trips) of a file, as DuckDB 1.4's Python package reads them: the
+/// DuckDB generation in current DBeaver drivers.
+fn read_with_duckdb_1_4(db: &Path) -> (i64, i64) {
     let script = "import sys, duckdb\n\
                   assert duckdb.__version__.startswith('1.4'), duckdb.__version__\n\
                   c = duckdb.connect(sys.argv[1], read_only=True)\n\
@@ -384,7 +528,7 @@ fn the_file_opens_in_duckdb_1_4() {
     let output = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)
-        .arg(&f.db)
+        .arg(db)
         .args(&tables)
         .output()
         .expect("python3 runs");
@@ -394,7 +538,73 @@ fn the_file_opens_in_duckdb_1_4() {
         String::from_utf8_lossy(&output.stderr)
     );
     let printed = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(printed.trim(), format!("{rows} 2"));
+    let (rows, trips) = printed.trim().split_once(' ').expect("two numbers");
+    (rows.parse().unwrap(), trips.parse().unwrap())
+}
+
+/// Files written before the move to DuckDB 1.4 LTS (DuckDB 2.0, storage v1.4.0,
+/// `_extra` as VARCHAR; see tests/fixtures/duckdb-2.0-loader.py) load on: their rows
+/// stay, `_extra` becomes JSON with its text intact, new messages append once, and
+/// DuckDB 1.4 reads the result.
+#[test]
+fn a_file_written_by_the_duckdb_2_0_loader_loads_on() {
+    let f = Fixture::new();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/duckdb-2.0-loader.duckdb");
+    std::fs::copy(&fixture, &f.db).expect("the fixture is readable");
+    let extra_type = "SELECT data_type FROM information_schema.columns \
+                      WHERE table_name = 'gps_data' AND column_name = '_extra'";
+    assert_eq!(query_strings(&f.db, extra_type), ["VARCHAR"]);
+    let old_rows = f.rows();
+    assert_eq!(old_rows, 1500);
+
+    let produced = f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "1",
+        "--max-events",
+        "200",
+    ]);
+    assert_success(&f.load(&[]));
+
+    assert_eq!(query_strings(&f.db, extra_type), ["JSON"]);
+    assert_eq!(f.rows() as u64, old_rows as u64 + produced);
+    assert_each_offset_once(&f.db);
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream.gps_data \
+             WHERE _extra->>'note' = 'written by the DuckDB 2.0 loader'"
+        ),
+        74
+    );
+    assert_eq!(
+        query_i64(&f.db, "SELECT count(*) FROM iot_stream._dead_letters"),
+        1
+    );
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'iot_stream' AND sql LIKE '%epoch_ms%'"
+        ),
+        0,
+        "the views are replaced by their TIMESTAMPTZ forms"
+    );
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream.trips WHERE duration <> ended_at - started_at"
+        ),
+        0
+    );
+    assert_eq!(
+        query_i64(&f.db, "SELECT count(*) FROM iot_stream._loads"),
+        2,
+        "the old run's record stays beside the new one"
+    );
+    assert_eq!(read_with_duckdb_1_4(&f.db).0, f.rows());
 }
 
 #[test]
@@ -578,4 +788,28 @@ fn a_database_file_that_cannot_be_created_is_exit_4() {
         stderr.contains("cannot open the database file") && stderr.contains("no-such-directory"),
         "{stderr}"
     );
+}
+
+/// The path of a machine without Java: simulate and load through tansu, the
+/// fallback broker, and a second run adds nothing.
+#[test]
+fn on_tansu_everything_loads_once_and_a_second_run_adds_nothing() {
+    let f = Fixture::on(tansu_bootstrap());
+    let produced = f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Berlin",
+        "--vehicles",
+        "2",
+        "--max-events",
+        "500",
+    ]);
+    assert_eq!(produced, 500);
+    assert_success(&f.load(&[]));
+    assert_eq!(f.rows() as u64, produced);
+    assert_each_offset_once(&f.db);
+    let again = assert_success(&f.load(&[]));
+    assert!(again.contains(": 0 rows"), "{again}");
+    assert_eq!(f.rows() as u64, produced);
 }
