@@ -10,9 +10,9 @@
 # DuckDB publishes the same library in its Node.js bindings on the npm registry;
 # `npm pack` fetches that package by name and version, nothing else is downloaded.
 # The cache is $IOT_CACHE_DIR (default ~/.cache/iot-streaming), outside the clone, so
-# every clone and CI run on the machine shares one copy. .cargo/config.toml tells
-# the duckdb crate to link .local/duckdb, and the crates that link it record that
-# folder as the binaries' rpath: they run without LD_LIBRARY_PATH.
+# every clone and CI run on the machine shares one copy. crates/iot-load/build.rs
+# links the library it finds at the clone's .local/duckdb and records its folder as
+# the binaries' rpath: they run without LD_LIBRARY_PATH.
 #
 # Where the library cannot be had (no npm, another platform), build DuckDB from
 # source instead: cargo build --release --features iot-load/bundled (30+ minutes).

@@ -1,37 +1,47 @@
-//! Lets `load`, its tests and benchmarks find DuckDB's prebuilt library at run time.
+//! Links DuckDB's prebuilt library for `load`, its tests and benchmarks, and lets
+//! them find it again at run time. The end-to-end tests crate uses this file too.
 //!
-//! The duckdb crate links the library in `DUCKDB_LIB_DIR` (set by
-//! `.cargo/config.toml`, filled by `scripts/libduckdb.sh install`) but leaves finding
-//! it again at run time to the loader's search path. Recording the folder as the
-//! rpath makes the binaries run as they are, without `LD_LIBRARY_PATH`. The
-//! end-to-end tests crate uses this file too. With the `bundled` feature DuckDB is
-//! compiled in and there is nothing to find.
+//! The library is the one `scripts/libduckdb.sh install` fetches into a cache and
+//! links from the workspace's `.local/duckdb` (or wherever `DUCKDB_LIB_DIR` says).
+//! Found here, from the workspace, rather than through cargo configuration, so a
+//! build works from any directory. Its real folder becomes the binaries' rpath:
+//! they run without `LD_LIBRARY_PATH`, and outlive the clone. With the `bundled`
+//! feature DuckDB is compiled in, and there is nothing to find.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     if std::env::var_os("CARGO_FEATURE_BUNDLED").is_some() {
         return;
     }
-    // Unset: the library is installed where the system looks anyway.
-    let Some(dir) = std::env::var_os("DUCKDB_LIB_DIR") else {
-        return;
+    let folder = match std::env::var_os("DUCKDB_LIB_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let manifest =
+                PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+            let workspace = manifest
+                .ancestors()
+                .find(|dir| dir.join("Cargo.lock").exists())
+                .unwrap_or(&manifest)
+                .to_path_buf();
+            workspace.join(".local/duckdb")
+        }
     };
-    let library = Path::new(&dir).join("libduckdb.so");
+    let library = folder.join("libduckdb.so");
     println!("cargo:rerun-if-changed={}", library.display());
-    // The real folder, not the clone's link to it: a binary outlives its clone.
     match library.canonicalize() {
         Ok(library) => {
-            let folder = library.parent().expect("a file is in a folder");
+            let folder = library.parent().unwrap_or(Path::new("/"));
+            println!("cargo:rustc-link-search=native={}", folder.display());
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", folder.display());
         }
         Err(_) => {
             eprintln!(
                 "DuckDB's prebuilt library is not at {}.\n\
-                 Fetch it once with `scripts/libduckdb.sh install` (the scripts in \
-                 scripts/ do this themselves), or build DuckDB from source with \
-                 `--features iot-load/bundled` (30+ minutes).",
+                 Fetch it once with `scripts/libduckdb.sh install` (the scripts in scripts/ \
+                 do this themselves), point DUCKDB_LIB_DIR at a folder holding libduckdb.so, \
+                 or build DuckDB from source with `--features iot-load/bundled` (30+ minutes).",
                 library.display()
             );
             std::process::exit(1);
