@@ -179,11 +179,60 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         .expect("the bench can run itself");
     let secs = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&output.stdout);
+    let ours = backlog as f64 / secs;
     println!(
-        "end to end             {:>10.0} rows/s   ({backlog} messages from broker {bootstrap} in {secs:.2} s; {})",
-        backlog as f64 / secs,
+        "end to end             {ours:>10.0} rows/s   ({backlog} messages from broker {bootstrap} in {secs:.2} s; {})",
         text.trim()
     );
+
+    // The ceiling: the same messages read by a consumer that does nothing but count.
+    let (counted, secs) = count_messages(bootstrap, &topics);
+    let plain = counted as f64 / secs;
+    println!(
+        "plain consumer         {plain:>10.0} msgs/s   ({counted} messages counted in {secs:.2} s; load reaches {:.0}% of it)",
+        ours / plain * 100.0
+    );
+}
+
+/// Reads every partition of `topics` from the start to its end with a bare
+/// rdkafka consumer, counting messages and nothing more.
+fn count_messages(bootstrap: &str, topics: &Topics) -> (usize, f64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("plain-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer settings are valid");
+    let timeout = std::time::Duration::from_secs(10);
+    let started = Instant::now();
+    let mut assignment = TopicPartitionList::new();
+    let mut total = 0;
+    for (_, topic) in topics.iter() {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .expect("topic metadata");
+        for p in metadata.topics()[0].partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), timeout)
+                .expect("watermarks");
+            total += (high - low) as usize;
+            assignment
+                .add_partition_offset(topic, p.id(), Offset::Offset(low))
+                .expect("a new partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assignment");
+    let mut counted = 0;
+    while counted < total {
+        match consumer.poll(std::time::Duration::from_secs(10)) {
+            Some(Ok(_)) => counted += 1,
+            Some(Err(e)) => panic!("the plain consumer failed: {e}"),
+            None => panic!("the plain consumer waited 10 s with {counted} of {total} read"),
+        }
+    }
+    (counted, started.elapsed().as_secs_f64())
 }
 
 fn bench_topics() -> Topics {

@@ -153,6 +153,7 @@ fn deliver(bootstrap: &str, n: usize) {
             .expect("finishing a Kafka sink cannot fail");
         let secs = started.elapsed().as_secs_f64();
         let busy = cpu_seconds().zip(cpu_before).map(|(after, before)| (after - before) / secs * 100.0);
+        let ours = report_.delivered as f64 / secs;
         report(
             "delivery (acks=all)",
             report_.delivered as usize,
@@ -165,7 +166,72 @@ fn deliver(bootstrap: &str, n: usize) {
                  the rest of the time it waited for the broker"
             );
         }
+
+        // The ceiling: the same bytes, encoded beforehand, sent by a bare producer
+        // with the same settings into topics of their own.
+        let mut messages = Vec::with_capacity(sent);
+        let mut simulation = crate::simulation();
+        while messages.len() < sent && simulation.step(&mut events) {
+            for e in events.drain(..) {
+                let mut payload = Vec::with_capacity(400);
+                e.encode(&mut payload);
+                let topic = format!("plain-{}", topics.name(e.kind()));
+                messages.push((topic, e.device_id().hyphenated().to_string(), payload));
+            }
+        }
+        messages.truncate(sent);
+        let plain: Vec<String> = names.iter().map(|t| format!("plain-{t}")).collect();
+        let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+        settings
+            .ensure_topics(&plain, 3, 1)
+            .await
+            .expect("the bench broker accepts new topics");
+        let secs = tokio::task::block_in_place(|| produce_plainly(&settings, &messages));
+        report(
+            "plain producer",
+            messages.len(),
+            secs,
+            &format!(
+                ", the same bytes pre-encoded; simulate reaches {:.0}% of it",
+                ours / (messages.len() as f64 / secs) * 100.0
+            ),
+        );
     });
+}
+
+/// Sends `messages` (topic, key, payload) with a bare rdkafka producer set up as
+/// simulate's (idempotent, acks=all, lz4, 20 ms linger) and waits for every
+/// delivery; returns the seconds it took.
+fn produce_plainly(settings: &KafkaSettings, messages: &[(String, String, Vec<u8>)]) -> f64 {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = settings
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .expect("producer settings are valid");
+    let started = Instant::now();
+    for (topic, key, payload) in messages {
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err((e, _)) => panic!("the plain producer failed: {e}"),
+            }
+        }
+    }
+    producer
+        .flush(std::time::Duration::from_secs(60))
+        .expect("every message is delivered");
+    started.elapsed().as_secs_f64()
 }
 
 /// CPU time (user + system) this process has used, from /proc on Linux.

@@ -198,7 +198,14 @@ impl DuckDb {
                     .map_err(|e| write_error(table, e))?;
             }
         }
-        conn.execute_batch(&views(&s))
+        let icu: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| write_error("the extensions", e))?;
+        conn.execute_batch(&views(&s, icu))
             .map_err(|e| write_error("the views", e))
     }
 
@@ -451,10 +458,23 @@ fn sql_type(ty: ColumnType) -> &'static str {
     }
 }
 
-/// The analytical views, documented in the README. Durations are INTERVALs, the
-/// difference of two TIMESTAMPTZ values (DuckDB's ICU extension, built into the
-/// library we link and into DBeaver's driver).
-fn views(s: &str) -> String {
+/// The analytical views, documented in the README. Durations are INTERVALs: the
+/// difference of two TIMESTAMPTZ values where DuckDB's ICU extension is loaded (the
+/// prebuilt library we link, DBeaver's driver), else, in a `bundled` build, which
+/// has no ICU, the same interval from epoch microseconds.
+fn views(s: &str, icu: bool) -> String {
+    let span = |later: &str, earlier: &str| {
+        if icu {
+            format!("{later} - {earlier}")
+        } else {
+            format!("to_microseconds(epoch_us({later}) - epoch_us({earlier}))")
+        }
+    };
+    let trip = span(r#"max("timestamp")"#, r#"min("timestamp")"#);
+    let resolution = span(
+        r#"min("timestamp") FILTER (WHERE status = 'resolved')"#,
+        r#"min("timestamp") FILTER (WHERE status = 'active')"#,
+    );
     format!(
         r#"
 CREATE OR REPLACE VIEW {s}.latest_positions AS
@@ -470,10 +490,10 @@ SELECT trip_id,
        any_value(route_source) AS route_source,
        min("timestamp") AS started_at,
        max("timestamp") AS ended_at,
-       max("timestamp") - min("timestamp") AS duration,
+       {trip} AS duration,
        round(max(odometer_km) - min(odometer_km), 2) AS distance_km,
        round((max(odometer_km) - min(odometer_km))
-             / nullif(epoch(max("timestamp") - min("timestamp")) / 3600, 0), 1) AS avg_speed_kmh,
+             / nullif(epoch({trip}) / 3600, 0), 1) AS avg_speed_kmh,
        max(speed_kmh) AS max_speed_kmh,
        count(*) AS readings
 FROM {s}.vehicle_data
@@ -488,8 +508,7 @@ SELECT incident_id,
        any_value(lon) AS lon,
        min("timestamp") FILTER (WHERE status = 'active') AS reported_at,
        min("timestamp") FILTER (WHERE status = 'resolved') AS resolved_at,
-       min("timestamp") FILTER (WHERE status = 'resolved')
-         - min("timestamp") FILTER (WHERE status = 'active') AS time_to_resolve,
+       {resolution} AS time_to_resolve,
        CASE WHEN bool_or(status = 'resolved') THEN 'resolved' ELSE 'active' END AS status
 FROM {s}.emergency_data
 GROUP BY incident_id;
@@ -682,6 +701,44 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(loads, ["first"]);
+    }
+
+    #[tokio::test]
+    async fn durations_agree_with_and_without_icu() {
+        let (mut duck, path) = scratch("views.duckdb");
+        let batch = batch_of(&one_of_each());
+        let load = LoadRecord::new("views".into(), Timestamp::now());
+        duck.commit(&batch, &StoredOffsets::new(), &load)
+            .await
+            .unwrap();
+        duck.release();
+
+        let conn = Connection::open(&path).unwrap();
+        // A trip that lasts 1h31m7.25s, and an incident resolved 17 minutes on.
+        conn.execute_batch(
+            "INSERT INTO iot_stream.vehicle_data SELECT * REPLACE \
+               (\"timestamp\" + INTERVAL '1 hour 31 minutes 7.25 seconds' AS \"timestamp\") \
+             FROM iot_stream.vehicle_data; \
+             INSERT INTO iot_stream.emergency_data SELECT * REPLACE \
+               (\"timestamp\" + INTERVAL '17 minutes' AS \"timestamp\", 'resolved' AS status) \
+             FROM iot_stream.emergency_data;",
+        )
+        .unwrap();
+        let durations = |conn: &Connection| -> (String, String) {
+            conn.query_row(
+                "SELECT (SELECT duration::VARCHAR FROM iot_stream.trips), \
+                        (SELECT time_to_resolve::VARCHAR FROM iot_stream.incidents)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let with_icu = durations(&conn);
+        assert_eq!(with_icu, ("01:31:07.25".into(), "00:17:00".into()));
+        conn.execute_batch(&views("\"iot_stream\"", false)).unwrap();
+        assert!(views("s", false).contains("epoch_us"));
+        assert!(!views("s", true).contains("epoch_us"));
+        assert_eq!(durations(&conn), with_icu);
     }
 
     #[test]
