@@ -37,6 +37,10 @@ ABANDONED_AFTER = 10.0
 
 # Session token -> time of its last request, for sessions inside a transaction.
 in_transaction: dict[str, float] = {}
+# Session token -> requests still running. A session waiting for an answer is not
+# idle, however long its statement takes (fakesnow translates a 512 KB INSERT for
+# many seconds on a slow machine).
+in_flight: dict[str, int] = {}
 
 
 def track(token: str, body: bytes) -> None:
@@ -59,7 +63,7 @@ async def end_abandoned_sessions() -> None:
         await asyncio.sleep(1)
         now = time.monotonic()
         for token, last in list(in_transaction.items()):
-            if now - last <= ABANDONED_AFTER:
+            if now - last <= ABANDONED_AFTER or in_flight.get(token):
                 continue
             in_transaction.pop(token, None)
             session = sessions.pop(token, None)
@@ -149,6 +153,7 @@ class FillResponses:
         query = scope["path"].endswith("/query-request") and token is not None
         if query:
             track(token, body)
+            in_flight[token] = in_flight.get(token, 0) + 1
 
         async def rewrite(message):
             if message["type"] == "http.response.start":
@@ -167,8 +172,12 @@ class FillResponses:
             await self.app(scope, replay, rewrite)
         finally:
             # A long statement is not idleness: the clock starts when it ends.
-            if query and token in in_transaction:
-                in_transaction[token] = time.monotonic()
+            if query:
+                in_flight[token] -= 1
+                if not in_flight[token]:
+                    del in_flight[token]
+                if token in in_transaction:
+                    in_transaction[token] = time.monotonic()
 
 
 if __name__ == "__main__":
