@@ -68,9 +68,14 @@ kafka_install() {
   command -v mvn >/dev/null 2>&1 || { say "installing Apache Kafka needs Maven (Debian: apt-get install maven)"; exit 1; }
   say "installing Apache Kafka $KAFKA_VERSION from Maven Central into $kafka_libs (about 55 MB, once)"
   rm -rf "$kafka_libs.part"
-  mvn --batch-mode --quiet -f "$repo/config/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -Dstyle.color=never -DincludeScope=runtime -DoutputDirectory="$kafka_libs.part" ||
-    { say "Maven could not fetch Apache Kafka $KAFKA_VERSION (see above)"; exit 1; }
+  # Maven's output only matters when it fails (quiet, it still prints colour codes).
+  local out
+  if ! out=$(mvn --batch-mode --quiet -f "$repo/config/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$kafka_libs.part" 2>&1); then
+    printf '%s\n' "$out" >&2
+    say "Maven could not fetch Apache Kafka $KAFKA_VERSION (see above)"
+    exit 1
+  fi
   mv "$kafka_libs.part" "$kafka_libs"
 }
 

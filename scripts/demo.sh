@@ -17,12 +17,17 @@ export BROKER_PORT BROKER_DIR=${BROKER_DIR:-$repo/.local/broker}
 stop_broker() { "$repo/scripts/broker.sh" stop; }
 trap stop_broker EXIT
 
-"$repo/scripts/libduckdb.sh" install
-echo "== building simulate and load (release; the first build takes about 5 minutes)" >&2
 # Release binaries, so that the summary shows the loader's real speed; DuckDB itself
 # is the prebuilt library, so the tests' debug build compiles nothing of it again.
-cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin simulate --bin load
+# simulate first, so that events are in the broker before load, the larger build
+# (Arrow, Snowflake), compiles.
+build() {
+  echo "== building $1 (release; the first build of each takes several minutes)" >&2
+  cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin "$1"
+}
 bin=$CARGO_TARGET_DIR/release
+"$repo/scripts/libduckdb.sh" install
+build simulate
 
 echo "== starting the local broker" >&2
 "$repo/scripts/broker.sh" start
@@ -31,6 +36,7 @@ servers=127.0.0.1:$BROKER_PORT
 echo "== simulate: Potsdam to Leipzig, three vehicles, full speed" >&2
 "$bin/simulate" --from Potsdam --to Leipzig --speed max --bootstrap-servers "$servers"
 
+build load
 echo "== load: into $db" >&2
 "$bin/load" --dest duckdb --duckdb-file "$db" --bootstrap-servers "$servers" --show-trips
 
