@@ -196,6 +196,20 @@ mod tests {
     }
 
     #[test]
+    fn passed_over_offsets_move_with_the_batch_without_rows() {
+        let mut batch = Batch::default();
+        batch.pass_over("gps_data", 1, 5..5);
+        assert!(batch.is_empty(), "an empty range passes over nothing");
+        batch.pass_over("gps_data", 1, 0..40);
+        batch.skip("gps_data", 1, 40);
+        let key = ("gps_data".to_owned(), 1);
+        assert_eq!(batch.ranges()[&key], OffsetRange { first: 0, next: 41 });
+        assert_eq!(batch.len(), 41);
+        assert!(batch.dead_letters().is_empty());
+        assert!(EventKind::ALL.iter().all(|k| batch.rows(*k).is_empty()));
+    }
+
+    #[test]
     fn sorts_messages_into_rows_and_dead_letters() {
         let topics = Topics::default();
         let mut batch = Batch::default();
