@@ -436,7 +436,11 @@ url = urlparse(sys.argv[1])
 conn = snowflake.connector.connect(account="emulator", user="tests", password="tests",
     host=url.hostname, port=url.port, protocol="http", database=sys.argv[2])
 rows = conn.cursor().execute(sys.argv[3]).fetchall()
-print(json.dumps([[None if v is None else str(v) for v in row] for row in rows]))
+def text(v):
+    if v is None:
+        return None
+    return v.hex() if isinstance(v, (bytes, bytearray)) else str(v)
+print(json.dumps([[text(v) for v in row] for row in rows]))
 "#;
         let output = Command::new(&self.python)
             .args(["-c", CLIENT, &self.url, database, sql])

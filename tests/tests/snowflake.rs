@@ -165,7 +165,7 @@ fn malformed_messages_land_in_dead_letters_with_the_rest_loaded() {
     let dead = f.snowflake.query(
         DATABASE,
         &format!(
-            "SELECT \"OFFSET\"::VARCHAR, error, payload_hex FROM {}._dead_letters ORDER BY \"OFFSET\"",
+            "SELECT \"OFFSET\"::VARCHAR, error, payload FROM {}._dead_letters ORDER BY \"OFFSET\"",
             f.schema
         ),
     );

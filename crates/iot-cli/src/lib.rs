@@ -32,6 +32,23 @@ pub fn init_logging() {
         .init();
 }
 
+/// An error and its causes on one line, as a program's last words: "cannot commit
+/// …: writing to gps_data failed: IO Error: …". A cause whose text the outer
+/// message already holds is not repeated.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Parses durations such as `500ms`, `10s` or `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m, 1h)"))
@@ -100,6 +117,19 @@ mod tests {
         on.next = Instant::now();
         assert!(on.due().is_some());
         assert_eq!(on.due(), None, "due again only two seconds later");
+    }
+
+    #[test]
+    fn an_error_chain_names_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let io = || std::io::Error::other("disk full");
+        assert_eq!(error_chain(&Outer(io())), "outer: disk full");
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer (disk full)")]
+        struct Repeats(#[source] std::io::Error);
+        assert_eq!(error_chain(&Repeats(io())), "outer (disk full)");
     }
 
     #[test]

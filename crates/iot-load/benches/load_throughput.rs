@@ -74,7 +74,7 @@ fn main() {
     }
     let full = std::env::args().any(|a| a == "--bench");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.block_on(decode_and_append(if full { 1_000_000 } else { 20_000 }));
+    decode_and_append(if full { 1_000_000 } else { 20_000 });
     match std::env::var("IOT_BENCH_BOOTSTRAP") {
         Ok(bootstrap) => {
             let backlog = std::env::var("IOT_BENCH_BACKLOG")
@@ -89,7 +89,7 @@ fn main() {
     }
 }
 
-async fn decode_and_append(n: usize) {
+fn decode_and_append(n: usize) {
     let input = payloads(n);
     let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -117,7 +117,6 @@ async fn decode_and_append(n: usize) {
         if batch.len() >= policy.max_messages {
             load.add(&batch);
             duck.commit(&batch, &expected, &load)
-                .await
                 .expect("the bench file is writable");
             expected.extend(batch.ranges().iter().map(|(k, r)| (k.clone(), r.next)));
             batch.clear();
@@ -125,7 +124,6 @@ async fn decode_and_append(n: usize) {
     }
     load.add(&batch);
     duck.commit(&batch, &expected, &load)
-        .await
         .expect("the bench file is writable");
     // Closing checkpoints what the last batches left in the write-ahead log: part
     // of the work, so part of the time.
@@ -273,10 +271,7 @@ fn load_child(bootstrap: &str) {
         topics: bench_topics(),
         ..Options::default()
     };
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let summary = runtime
-        .block_on(iot_load::run(options, Shutdown::default()))
-        .expect("the bench load succeeds");
+    let summary = iot_load::run(options, &Shutdown::default()).expect("the bench load succeeds");
     println!(
         "{} rows loaded, peak RSS {:.0} MB",
         summary.load.total_rows(),

@@ -8,9 +8,11 @@
 //! dead-letter table in the same transaction, and their offsets move on with the rest.
 
 pub mod batch;
-pub mod columns;
 pub mod destination;
+pub mod report;
+pub mod retry;
 pub mod source;
+pub mod tables;
 
 use std::time::{Duration, Instant};
 
@@ -50,11 +52,20 @@ pub enum LoadError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Destination(#[from] DestinationError),
+    /// A batch that could not be committed; its messages are read again next time.
+    #[error("cannot commit the batch of {batch}")]
+    Commit {
+        /// Its topics, partitions and offset ranges.
+        batch: String,
+        #[source]
+        source: Box<LoadError>,
+    },
 }
 
 impl LoadError {
     pub fn exit_code(&self) -> u8 {
         match self {
+            LoadError::Commit { source, .. } => source.exit_code(),
             LoadError::Source(SourceError::OffsetBeyondEnd { .. }) => exit::OFFSETS_MISMATCH,
             LoadError::Source(SourceError::Kafka(
                 KafkaError::Unreachable { .. } | KafkaError::Config(_),
@@ -149,27 +160,29 @@ impl std::fmt::Display for Summary {
 }
 
 /// Loads until caught up (or, with `follow`, until `shutdown`), then records the
-/// load and reports.
-pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, LoadError> {
+/// load and reports. Blocks the calling thread throughout: `load` is a batch
+/// program whose every step (librdkafka's poll, DuckDB, a Snowflake request)
+/// waits; an async caller runs it with `spawn_blocking`.
+pub fn run(options: Options, shutdown: &Shutdown) -> Result<Summary, LoadError> {
     match options.destination.clone() {
         DestinationOptions::DuckDb(duck) => {
             let destination = DuckDb::new(duck, options.topics.clone());
-            run_with(destination, &options, &shutdown).await
+            run_with(destination, &options, shutdown)
         }
         DestinationOptions::Snowflake(snowflake) => {
             let destination = Snowflake::new(*snowflake, options.topics.clone());
-            run_with(destination, &options, &shutdown).await
+            run_with(destination, &options, shutdown)
         }
     }
 }
 
-async fn run_with(
+fn run_with(
     mut destination: impl Destination,
     options: &Options,
     shutdown: &Shutdown,
 ) -> Result<Summary, LoadError> {
     let started = Instant::now();
-    let stored = destination.stored_offsets().await?;
+    let stored = destination.stored_offsets()?;
     if options.follow {
         destination.release();
     }
@@ -177,21 +190,14 @@ async fn run_with(
         source,
         gaps,
         passed_over,
-    } = {
-        let (kafka, group, topics, start, reset) = (
-            options.kafka.clone(),
-            options.group_id.clone(),
-            options.topics.clone(),
-            options.start_from,
-            options.reset_offsets,
-        );
-        let stored = stored.clone();
-        tokio::task::spawn_blocking(move || {
-            KafkaSource::open(&kafka, &group, &topics, &stored, start, reset)
-        })
-        .await
-        .expect("opening the source does not panic")?
-    };
+    } = KafkaSource::open(
+        &options.kafka,
+        &options.group_id,
+        &options.topics,
+        &stored,
+        options.start_from,
+        options.reset_offsets,
+    )?;
     let mut load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
     load.gaps = gaps;
     tracing::info!(load_id = %load.load_id, "load started");
@@ -222,7 +228,7 @@ async fn run_with(
         {
             last_message = now;
         } else if !options.follow && now - last_message > stall_limit {
-            run.commit(&mut batch).await?;
+            run.commit(&mut batch)?;
             return Err(SourceError::Stalled {
                 idle: stall_limit,
                 behind: run.source.behind(),
@@ -235,7 +241,7 @@ async fn run_with(
             // A full batch means more are waiting: keep the destination open for
             // them. Otherwise a follower is about to wait, and lets go of it.
             let more_waiting = batch.len() >= options.batch.max_messages;
-            run.commit(&mut batch).await?;
+            run.commit(&mut batch)?;
             if options.follow && !more_waiting {
                 run.destination.release();
             }
@@ -243,7 +249,7 @@ async fn run_with(
         report_progress(&mut ticker, &run.load, &batch);
     }
     // Ctrl-C: what was read is complete messages; commit it rather than read it again.
-    run.commit(&mut batch).await?;
+    run.commit(&mut batch)?;
 
     let Loader {
         mut destination,
@@ -258,8 +264,8 @@ async fn run_with(
         "completed"
     };
     load.finished_at = Some(Timestamp::now());
-    destination.record(&load).await?;
-    let lag = tokio::task::block_in_place(|| source.lag());
+    destination.record(&load)?;
+    let lag = source.lag();
     Ok(Summary {
         load,
         elapsed: started.elapsed(),
@@ -283,30 +289,28 @@ impl<D: Destination> Loader<D> {
     /// Commits a batch and empties it for the next one. If another loader
     /// committed some of its partitions first, the batch is dropped, and reading
     /// goes on from the offsets now stored.
-    async fn commit(&mut self, batch: &mut Batch) -> Result<(), LoadError> {
+    fn commit(&mut self, batch: &mut Batch) -> Result<(), LoadError> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.try_commit(batch).await?;
+        self.try_commit(batch).map_err(|source| LoadError::Commit {
+            batch: describe(batch),
+            source: Box::new(source),
+        })?;
         // The next batch reuses the memory this one grew into.
         batch.clear();
         Ok(())
     }
 
-    async fn try_commit(&mut self, batch: &Batch) -> Result<(), LoadError> {
+    fn try_commit(&mut self, batch: &Batch) -> Result<(), LoadError> {
         let mut counted = self.load.clone();
         counted.add(batch);
-        match self
-            .destination
-            .commit(batch, &self.expected, &counted)
-            .await
-        {
+        match self.destination.commit(batch, &self.expected, &counted) {
             Ok(()) => {}
             Err(conflict @ DestinationError::Conflict { .. }) => {
                 tracing::warn!(%conflict, "reading on from the offsets the other loader stored");
-                self.expected = self.destination.stored_offsets().await?;
-                let (source, expected) = (&mut self.source, &self.expected);
-                tokio::task::block_in_place(|| source.rewind(expected, batch))?;
+                self.expected = self.destination.stored_offsets()?;
+                self.source.rewind(&self.expected, batch)?;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -327,6 +331,18 @@ impl<D: Destination> Loader<D> {
         );
         Ok(())
     }
+}
+
+/// "gps_data 0:120..170, vehicle_data 1:40..90": what a batch covers, for messages.
+fn describe(batch: &Batch) -> String {
+    let ranges: Vec<String> = batch
+        .ranges()
+        .iter()
+        .map(|((topic, partition), range)| {
+            format!("{topic} {partition}:{}..{}", range.first, range.next)
+        })
+        .collect();
+    ranges.join(", ")
 }
 
 /// A line on standard error every few seconds, for people watching a long load.

@@ -194,8 +194,17 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    let outcome = match iot_cli::run_until_done(|shutdown| iot_load::run(options, shutdown)) {
-        Ok(outcome) => outcome,
+    // The loader blocks from start to end (see ARCHITECTURE.md); the runtime only
+    // watches for Ctrl-C and SIGTERM meanwhile.
+    let outcome = iot_cli::run_until_done(|shutdown| async move {
+        tokio::task::spawn_blocking(move || iot_load::run(options, &shutdown)).await
+    });
+    let outcome = match outcome {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(crashed)) => {
+            eprintln!("error: the loader stopped unexpectedly: {crashed}");
+            return ExitCode::from(exit::FAILURE);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(exit::FAILURE);
@@ -205,10 +214,10 @@ fn main() -> ExitCode {
         Ok(summary) => {
             eprintln!("{summary}");
             if show_trips {
-                match iot_load::destination::duckdb::trip_report(&duckdb_file, &dataset) {
+                match iot_load::report::trips(&duckdb_file, &dataset) {
                     Ok(report) => println!("{report}"),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        eprintln!("error: {}", iot_cli::error_chain(&e));
                         return ExitCode::from(exit::DESTINATION);
                     }
                 }
@@ -216,7 +225,7 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", iot_cli::error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

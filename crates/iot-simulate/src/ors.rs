@@ -195,13 +195,13 @@ impl OrsClient {
                 .await
                 .map_err(|e| OrsError::Unreachable {
                     url: self.options.url.clone(),
-                    reason: error_chain(&e),
+                    reason: iot_cli::error_chain(&e),
                 })?;
             let status = response.status();
             let wait = retry_wait(status, response.headers(), attempt, unix_now());
             let text = response.text().await.map_err(|e| OrsError::Unreachable {
                 url: self.options.url.clone(),
-                reason: error_chain(&e),
+                reason: iot_cli::error_chain(&e),
             })?;
             if status.is_success() {
                 return Ok(text);
@@ -375,18 +375,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// An error and its causes on one line: reqwest's own message is only the outermost.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! point leaves either all of a batch or none of it. Decoding, batching and offset
 //! bookkeeping live above this trait, once.
 
+pub mod ddl;
 pub mod duckdb;
 pub mod snowflake;
 
@@ -14,6 +15,9 @@ use serde::Serialize;
 
 use crate::batch::{Batch, PartitionKey};
 
+/// What caused a destination error: the database's or the client's own error.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
     #[error(
@@ -22,16 +26,33 @@ pub enum DestinationError {
          are read again next time"
     )]
     Locked { path: String, holder: String },
-    #[error("cannot open the database file {path}: {reason}")]
-    Open { path: String, reason: String },
-    #[error("writing to {what} failed: {reason}")]
-    Write { what: String, reason: String },
-    #[error("the destination refused the connection: {reason}. Check {setting}")]
-    Rejected { setting: String, reason: String },
-    #[error(
-        "cannot reach {url}: {reason}. Nothing was lost: unwritten messages are read again next time"
-    )]
-    Unreachable { url: String, reason: String },
+    #[error("cannot open the database file {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("writing to {table} failed")]
+    Write {
+        table: String,
+        /// Whether the same write may succeed if tried again (a service hiccup, a
+        /// transaction that collided with another's).
+        retriable: bool,
+        #[source]
+        source: Cause,
+    },
+    #[error("the destination refused the connection; check {setting}")]
+    Rejected {
+        setting: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("cannot reach {url}. Nothing was lost: unwritten messages are read again next time")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: Cause,
+    },
     #[error(
         "another loader committed {topic} partition {partition} first (next offset expected \
          {expected:?}, found {found:?}); this batch was rolled back"
@@ -45,9 +66,24 @@ pub enum DestinationError {
 }
 
 impl DestinationError {
-    /// Whether waiting and trying again may help.
+    /// Whether waiting and trying again may help: what [`crate::retry`] asks.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, DestinationError::Locked { .. })
+        match self {
+            DestinationError::Locked { .. } | DestinationError::Unreachable { .. } => true,
+            DestinationError::Write { retriable, .. } => *retriable,
+            DestinationError::Open { .. }
+            | DestinationError::Rejected { .. }
+            | DestinationError::Conflict { .. } => false,
+        }
+    }
+
+    /// A write that failed for good, with its cause.
+    pub fn write(table: &str, source: impl Into<Cause>) -> Self {
+        DestinationError::Write {
+            table: table.to_owned(),
+            retriable: false,
+            source: source.into(),
+        }
     }
 }
 
@@ -145,18 +181,18 @@ pub fn conflict(
     })
 }
 
-/// A store the loader can write batches to exactly once.
-#[allow(async_fn_in_trait)]
+/// A store the loader can write batches to exactly once. Its calls block: the
+/// loader is a synchronous program (see ARCHITECTURE.md).
 pub trait Destination {
     /// The next offset to read for every partition written so far.
-    async fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError>;
+    fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError>;
 
     /// Writes the batch's rows and dead letters, moves each of its partitions'
     /// next offsets to the end of its range, and saves `load`, atomically; but only
     /// if the stored next offsets of those partitions are still `expected` (absent
     /// where `expected` has none). Otherwise nothing is written and the answer is
     /// [`DestinationError::Conflict`]: another loader got there first.
-    async fn commit(
+    fn commit(
         &mut self,
         batch: &Batch,
         expected: &StoredOffsets,
@@ -164,7 +200,7 @@ pub trait Destination {
     ) -> Result<(), DestinationError>;
 
     /// Saves `load` alone, at the end of a run, and lets go of the destination.
-    async fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError>;
+    fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError>;
 
     /// Lets go of what is held open between batches (a database file others wait
     /// for), because the loader is about to wait for messages.

@@ -58,7 +58,7 @@ pub fn connect(options: &SnowflakeOptions) -> Result<SnowflakeApi, DestinationEr
         .build()
         .map_err(|e| DestinationError::Open {
             path: endpoint(options),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
     // No retry layer here: a statement is retried, if at all, as part of its whole
     // batch (see `Snowflake::commit`), never on its own inside a transaction.
@@ -249,46 +249,35 @@ pub fn explain(
         if let Some(setting) = setting {
             return DestinationError::Rejected {
                 setting,
-                reason: format!("{message} (Snowflake error {code})"),
+                source: error.into(),
             };
         }
     }
-    let url = endpoint(options);
-    match &error {
-        SnowflakeApiError::RequestError(ConnectionError::Deserialization(e)) => {
+    let retriable = is_transient(&error);
+    match error {
+        SnowflakeApiError::RequestError(ConnectionError::Deserialization(_)) => {
             DestinationError::Rejected {
-                setting: format!("{} (the account identifier) or SNOWFLAKE_URL", env::ACCOUNT),
-                reason: format!("{url} did not answer like Snowflake: {e}"),
+                setting: format!(
+                    "{} (the account identifier) or SNOWFLAKE_URL: {} did not answer like Snowflake",
+                    env::ACCOUNT,
+                    endpoint(options)
+                ),
+                source: error.into(),
             }
         }
-        // Transient failures of the request itself: the endpoint is out of reach.
-        e @ (SnowflakeApiError::RequestError(_) | SnowflakeApiError::AuthError(_))
-            if is_transient(e) =>
-        {
+        // Passing failures of the request itself: the endpoint is out of reach.
+        SnowflakeApiError::RequestError(_) | SnowflakeApiError::AuthError(_) if retriable => {
             DestinationError::Unreachable {
-                url,
-                reason: chain(e),
+                url: endpoint(options),
+                source: error.into(),
             }
         }
-        e => DestinationError::Write {
-            what: what.to_owned(),
-            reason: chain(e),
+        error => DestinationError::Write {
+            table: what.to_owned(),
+            retriable,
+            source: error.into(),
         },
     }
-}
-
-/// An error and its causes, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

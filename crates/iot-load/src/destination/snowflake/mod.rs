@@ -6,20 +6,27 @@
 //! loader expects, so of two loaders that read the same messages only one can
 //! commit them; the other rolls back and reads on from what the winner stored.
 //! A batch that fails for a passing reason (network, service, a collision) is
-//! rolled back and tried again, whole, with backoff.
+//! rolled back and tried again, whole, under the retry policy.
+//!
+//! The snowflake-api client is async; the loader is not. This destination keeps
+//! a runtime of its own, on the loader's thread, and waits on each request: the
+//! one place where the loader meets async code.
 
 mod client;
 pub mod sql;
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iot_model::{EventKind, Timestamp, Topics};
 use snowflake_api::{QueryResult, SnowflakeApi};
 
+use super::ddl;
 use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
 use crate::batch::Batch;
-use crate::columns::all_columns;
+use crate::retry::RetryPolicy;
+use crate::tables::{self, Context, DEAD_LETTERS, OFFSETS};
+use sql::SnowflakeSql;
 
 /// The environment variables holding the settings, named as the Python pipeline
 /// (dlt) named them.
@@ -100,25 +107,16 @@ pub struct Snowflake {
     options: SnowflakeOptions,
     topics: Topics,
     /// The session, opened with the first statement of a run.
-    api: Option<SnowflakeApi>,
+    session: Option<Session>,
     tables_ready: bool,
     /// Whether a BEGIN was sent that no COMMIT or ROLLBACK has ended.
     in_transaction: bool,
 }
 
-/// A statement that failed, and whether trying its batch again may help.
-struct Failure {
-    transient: bool,
-    error: DestinationError,
-}
-
-impl From<DestinationError> for Failure {
-    fn from(error: DestinationError) -> Self {
-        Failure {
-            transient: false,
-            error,
-        }
-    }
+/// The client and the runtime its requests run on.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    api: SnowflakeApi,
 }
 
 impl Snowflake {
@@ -126,65 +124,75 @@ impl Snowflake {
         Self {
             options,
             topics,
-            api: None,
+            session: None,
             tables_ready: false,
             in_transaction: false,
         }
     }
 
-    async fn exec(&mut self, what: &str, sql: &str) -> Result<QueryResult, Failure> {
-        if self.api.is_none() {
-            self.api = Some(client::connect(&self.options)?);
+    fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(15),
+            limit: self.options.retry_for,
         }
-        let api = self.api.as_ref().expect("connected above");
+    }
+
+    fn exec(&mut self, what: &str, sql: &str) -> Result<QueryResult, DestinationError> {
+        if self.session.is_none() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| DestinationError::Open {
+                    path: client::endpoint(&self.options),
+                    source: e.into(),
+                })?;
+            let api = client::connect(&self.options)?;
+            self.session = Some(Session { runtime, api });
+        }
+        let session = self.session.as_ref().expect("connected above");
         tracing::trace!(what, sql, "snowflake statement");
-        api.exec(sql).await.map_err(|e| Failure {
-            transient: client::is_transient(&e),
-            error: client::explain(&self.options, what, e),
-        })
+        session
+            .runtime
+            .block_on(session.api.exec(sql))
+            .map_err(|e| client::explain(&self.options, what, e))
     }
 
     /// Creates what is missing: schema, tables, columns the model gained.
-    async fn prepare(&mut self) -> Result<(), Failure> {
+    fn prepare(&mut self) -> Result<(), DestinationError> {
         if self.tables_ready {
             return Ok(());
         }
         let schema = self.options.schema.clone();
         for statement in sql::create_tables(&schema) {
-            self.exec("the tables", &statement).await?;
+            self.exec("the tables", &statement)?;
         }
-        for kind in EventKind::ALL {
-            let table = kind.default_topic();
+        for layout in tables::layouts() {
+            let table = layout.name;
             let existing = self
                 .exec(table, &sql::columns_query(&schema, table))
-                .await
-                .and_then(|r| text_rows(table, r))?;
-            let known = |name: &str| {
-                existing.iter().any(|row| {
-                    row.first().and_then(Option::as_deref) == Some(&*name.to_uppercase())
+                .and_then(|r| text_rows(table, r))?
+                .into_iter()
+                .filter_map(|row| match row.as_slice() {
+                    [Some(name), ty] => Some((name.clone(), ty.clone().unwrap_or_default())),
+                    _ => None,
                 })
-            };
-            for column in all_columns(kind).filter(|c| !known(c.name)) {
-                tracing::info!(
-                    table,
-                    column = column.name,
-                    "adding a column the model gained"
-                );
-                self.exec(table, &sql::add_column(&schema, table, column))
-                    .await?;
+                .collect::<Vec<_>>();
+            for change in ddl::changes::<SnowflakeSql>(&schema, &layout, &existing) {
+                tracing::info!(table, change, "changing a table to match the model");
+                self.exec(table, &change)?;
             }
         }
         self.tables_ready = true;
         Ok(())
     }
 
-    async fn read_offsets(&mut self) -> Result<StoredOffsets, Failure> {
-        self.prepare().await?;
+    fn read_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
+        self.prepare()?;
         let statement = sql::select_offsets(&self.options.schema);
         let rows = self
-            .exec("_kafka_offsets", &statement)
-            .await
-            .and_then(|r| text_rows("_kafka_offsets", r))?;
+            .exec(OFFSETS.name, &statement)
+            .and_then(|r| text_rows(OFFSETS.name, r))?;
         rows.into_iter()
             .map(|row| match row.as_slice() {
                 [Some(topic), Some(partition), Some(next)] => {
@@ -198,182 +206,154 @@ impl Snowflake {
             .collect()
     }
 
-    async fn try_commit(
-        &mut self,
-        batch: &Batch,
-        expected: &StoredOffsets,
-        load: &LoadRecord,
-    ) -> Result<(), Failure> {
-        self.prepare().await?;
-        let schema = self.options.schema.clone();
-        let load_id = load.load_id.as_str();
-        self.begin().await?;
-        for kind in EventKind::ALL {
-            let rows = batch.rows(kind);
-            if rows.is_empty() {
-                continue;
-            }
-            let topic = self.topics.name(kind).to_owned();
-            for statement in sql::insert_rows(
-                &schema,
-                kind,
-                &topic,
-                load_id,
-                rows,
-                self.options.max_statement_bytes,
-            ) {
-                self.exec(kind.default_topic(), &statement).await?;
-            }
-        }
-        for statement in sql::insert_dead_letters(
-            &schema,
-            batch.dead_letters(),
-            load_id,
-            Timestamp::now(),
-            self.options.max_statement_bytes,
-        ) {
-            self.exec("_dead_letters", &statement).await?;
-        }
-        self.exec("_commit_turn", &sql::take_turn(&schema, load_id))
-            .await?;
-        for (key, range) in batch.ranges() {
-            let statement =
-                sql::move_offset(&schema, key, expected.get(key).copied(), *range, load_id);
-            let changed = client::changed_rows(&self.exec("_kafka_offsets", &statement).await?);
-            if changed != 1 {
-                let stored = self.read_offsets().await?;
-                return Err(conflict(batch, expected, &stored)
-                    .unwrap_or_else(|| DestinationError::Write {
-                        what: "_kafka_offsets".into(),
-                        reason: format!(
-                            "moving {} partition {} changed {changed} rows instead of 1",
-                            key.0, key.1
-                        ),
-                    })
-                    .into());
-            }
-        }
-        for statement in sql::save_load(&schema, load) {
-            self.exec("_loads", &statement).await?;
-        }
-        self.commit_transaction().await
-    }
-
-    async fn begin(&mut self) -> Result<(), Failure> {
-        self.exec("the transaction", "BEGIN TRANSACTION").await?;
-        self.in_transaction = true;
-        Ok(())
-    }
-
-    async fn commit_transaction(&mut self) -> Result<(), Failure> {
-        self.exec("the transaction", "COMMIT").await?;
-        self.in_transaction = false;
-        Ok(())
-    }
-
-    async fn save(&mut self, load: &LoadRecord) -> Result<(), Failure> {
-        self.begin().await?;
-        for statement in sql::save_load(&self.options.schema, load) {
-            self.exec("_loads", &statement).await?;
-        }
-        self.commit_transaction().await
-    }
-
-    /// Ends a failed transaction. If even that fails, the session is given up, and
-    /// Snowflake rolls back what it held when the session ends.
-    async fn roll_back(&mut self) {
-        if !std::mem::take(&mut self.in_transaction) {
-            return;
-        }
-        if self.exec("the transaction", "ROLLBACK").await.is_err() {
-            self.api = None;
-        }
-    }
-}
-
-/// Trying again after failures that may pass, with growing pauses, for a while.
-struct Retry {
-    started: Instant,
-    wait: Duration,
-    limit: Duration,
-}
-
-impl Retry {
-    fn new(limit: Duration) -> Self {
-        Self {
-            started: Instant::now(),
-            wait: Duration::from_millis(500),
-            limit,
-        }
-    }
-
-    /// Waits before the next attempt, or gives the failure back if it will not pass.
-    async fn after(&mut self, failure: Failure) -> Result<(), DestinationError> {
-        if !failure.transient || self.started.elapsed() + self.wait > self.limit {
-            return Err(failure.error);
-        }
-        tracing::warn!(error = %failure.error, retry_in_ms = self.wait.as_millis() as u64, "trying again");
-        tokio::time::sleep(self.wait).await;
-        self.wait = (self.wait * 2).min(Duration::from_secs(15));
-        Ok(())
-    }
-}
-
-impl Destination for Snowflake {
-    async fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
-        let mut retry = Retry::new(self.options.retry_for);
-        loop {
-            match self.read_offsets().await {
-                Ok(offsets) => return Ok(offsets),
-                Err(failure) => retry.after(failure).await?,
-            }
-        }
-    }
-
-    async fn commit(
+    fn try_commit(
         &mut self,
         batch: &Batch,
         expected: &StoredOffsets,
         load: &LoadRecord,
     ) -> Result<(), DestinationError> {
-        let mut retry = Retry::new(self.options.retry_for);
-        loop {
-            match self.try_commit(batch, expected, load).await {
-                Ok(()) => return Ok(()),
-                Err(failure) => {
-                    self.roll_back().await;
-                    retry.after(failure).await?;
-                }
+        self.prepare()?;
+        let schema = self.options.schema.clone();
+        let max_bytes = self.options.max_statement_bytes;
+        let now = Timestamp::now();
+        self.begin()?;
+        for kind in EventKind::ALL {
+            let table = tables::events(kind);
+            let context = Context {
+                topic: self.topics.name(kind),
+                load_id: &load.load_id,
+                now,
+            };
+            for statement in sql::insert(&schema, table, batch.rows(kind), &context, max_bytes) {
+                self.exec(table.name, &statement)?;
             }
+        }
+        let context = Context {
+            topic: "",
+            load_id: &load.load_id,
+            now,
+        };
+        for statement in sql::insert(
+            &schema,
+            &DEAD_LETTERS,
+            batch.dead_letters(),
+            &context,
+            max_bytes,
+        ) {
+            self.exec(DEAD_LETTERS.name, &statement)?;
+        }
+        self.exec("_commit_turn", &sql::take_turn(&schema, &load.load_id))?;
+        for (key, range) in batch.ranges() {
+            let statement = sql::move_offset(
+                &schema,
+                key,
+                expected.get(key).copied(),
+                *range,
+                &load.load_id,
+            );
+            let changed = client::changed_rows(&self.exec(OFFSETS.name, &statement)?);
+            if changed != 1 {
+                let stored = self.read_offsets()?;
+                return Err(conflict(batch, expected, &stored).unwrap_or_else(|| {
+                    DestinationError::write(
+                        OFFSETS.name,
+                        format!(
+                            "moving {} partition {} changed {changed} rows instead of 1",
+                            key.0, key.1
+                        ),
+                    )
+                }));
+            }
+        }
+        self.save(load)?;
+        self.commit_transaction()
+    }
+
+    fn begin(&mut self) -> Result<(), DestinationError> {
+        self.exec("the transaction", "BEGIN TRANSACTION")?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    fn commit_transaction(&mut self) -> Result<(), DestinationError> {
+        self.exec("the transaction", "COMMIT")?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    fn save(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
+        for statement in sql::save_load(&self.options.schema, load) {
+            self.exec(tables::LOADS.name, &statement)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a failed transaction. If even that fails, the session is given up, and
+    /// Snowflake rolls back what it held when the session ends.
+    fn roll_back(&mut self) {
+        if !std::mem::take(&mut self.in_transaction) {
+            return;
+        }
+        if self.exec("the transaction", "ROLLBACK").is_err() {
+            self.session = None;
         }
     }
 
-    async fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
-        let mut retry = Retry::new(self.options.retry_for);
-        while let Err(failure) = self.save(load).await {
-            self.roll_back().await;
-            retry.after(failure).await?;
-        }
-        if let Some(mut api) = self.api.take() {
+    /// Runs a transaction under the retry policy, rolled back after each failure.
+    fn transaction(
+        &mut self,
+        what: &str,
+        mut body: impl FnMut(&mut Self) -> Result<(), DestinationError>,
+    ) -> Result<(), DestinationError> {
+        self.retry().run(what, || {
+            let outcome = body(self);
+            if outcome.is_err() {
+                self.roll_back();
+            }
+            outcome
+        })
+    }
+}
+
+impl Destination for Snowflake {
+    fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
+        self.retry()
+            .run("reading the stored offsets", || self.read_offsets())
+    }
+
+    fn commit(
+        &mut self,
+        batch: &Batch,
+        expected: &StoredOffsets,
+        load: &LoadRecord,
+    ) -> Result<(), DestinationError> {
+        self.transaction("committing a batch", |s| {
+            s.try_commit(batch, expected, load)
+        })
+    }
+
+    fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
+        self.transaction("recording the load", |s| {
+            s.begin()?;
+            s.save(load)?;
+            s.commit_transaction()
+        })?;
+        if let Some(mut session) = self.session.take() {
             // Ends the session now rather than when it times out; nothing is open.
-            let _ = api.close_session().await;
+            let _ = session.runtime.block_on(session.api.close_session());
         }
         Ok(())
     }
 }
 
-fn text_rows(what: &str, result: QueryResult) -> Result<Vec<Vec<Option<String>>>, Failure> {
-    client::text_rows(result).map_err(|reason| {
-        Failure::from(DestinationError::Write {
-            what: what.to_owned(),
-            reason: format!("unexpected answer: {reason}"),
-        })
-    })
+fn text_rows(
+    what: &str,
+    result: QueryResult,
+) -> Result<Vec<Vec<Option<String>>>, DestinationError> {
+    client::text_rows(result)
+        .map_err(|reason| DestinationError::write(what, format!("unexpected answer: {reason}")))
 }
 
-fn unreadable(row: &[Option<String>]) -> Failure {
-    Failure::from(DestinationError::Write {
-        what: "_kafka_offsets".into(),
-        reason: format!("unreadable row {row:?}"),
-    })
+fn unreadable(row: &[Option<String>]) -> DestinationError {
+    DestinationError::write(OFFSETS.name, format!("unreadable row {row:?}"))
 }

@@ -1,28 +1,52 @@
-//! The SQL text `load` sends to Snowflake. Snowflake's REST API takes one
-//! statement per request and no bound arrays from this client, so values travel
-//! as literals: rows as multi-row `INSERT … SELECT … FROM VALUES`, each statement
-//! kept well under Snowflake's limit on statement size.
+//! The SQL text `load` sends to Snowflake, derived from the table declarations.
+//! Snowflake's REST API takes one statement per request and no bound arrays from
+//! this client, so values travel as literals: rows as multi-row
+//! `INSERT … SELECT … FROM VALUES`, each statement kept well under Snowflake's
+//! limit on statement size.
 //!
 //! Names are upper case and quoted, as Snowflake stores unquoted names, so that
 //! users can query `iot_stream.gps_data` without quotes.
 
-use iot_model::{EventKind, Timestamp};
+use iot_model::Timestamp;
 
-use crate::batch::{DeadLetter, OffsetRange, PartitionKey, Row};
-use crate::columns::{Cell, Column, ColumnType, all_columns, row_cells};
+use crate::batch::{OffsetRange, PartitionKey};
 use crate::destination::LoadRecord;
+use crate::destination::ddl::{self, Dialect};
+use crate::tables::{self, Cell, ColumnType, Context, LOADS, OFFSETS, Table};
 
 /// Statements are cut at about this many bytes; Snowflake refuses statements over 1 MB.
 pub const MAX_STATEMENT_BYTES: usize = 512 * 1024;
 
-/// A quoted, upper-case identifier.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.to_uppercase().replace('"', "\"\""))
+/// Snowflake's names and types.
+pub struct SnowflakeSql;
+
+impl Dialect for SnowflakeSql {
+    /// A quoted, upper-case identifier.
+    fn ident(name: &str) -> String {
+        format!("\"{}\"", name.to_uppercase().replace('"', "\"\""))
+    }
+
+    fn sql_type(ty: ColumnType) -> &'static str {
+        match ty {
+            ColumnType::Uuid => "VARCHAR(36)",
+            ColumnType::Timestamp => "TIMESTAMP_TZ",
+            ColumnType::Double => "FLOAT",
+            ColumnType::Integer => "NUMBER(38,0)",
+            ColumnType::Int32 => "NUMBER(10,0)",
+            ColumnType::Text => "VARCHAR",
+            ColumnType::Json => "VARIANT",
+            ColumnType::Bytes => "BINARY",
+        }
+    }
+
+    /// `INFORMATION_SCHEMA` reports `TEXT` for `VARCHAR` and `NUMBER` for
+    /// `NUMBER(10,0)`: only missing columns are added.
+    const COMPARES_TYPES: bool = false;
 }
 
 /// A schema-qualified table name.
 pub fn table(schema: &str, name: &str) -> String {
-    format!("{}.{}", ident(schema), ident(name))
+    SnowflakeSql::table(schema, name)
 }
 
 /// A single-quoted string. Snowflake reads backslash escapes inside quotes, so
@@ -48,32 +72,28 @@ pub fn timestamp(t: Timestamp) -> String {
 }
 
 fn value(cell: Cell) -> String {
+    let null = || "NULL".to_owned();
     match cell {
-        Cell::Null => "NULL".into(),
-        Cell::Integer(i) => i.to_string(),
+        Cell::Integer(i) => i.map_or_else(null, |i| i.to_string()),
+        Cell::Int32(i) => i.map_or_else(null, |i| i.to_string()),
         // Decoding refuses NaN and infinities; NULL is the safe answer if one slips by.
-        Cell::Double(f) if f.is_finite() => format!("{f:?}"),
-        Cell::Double(_) => "NULL".into(),
-        Cell::Text(s) => literal(s),
-        Cell::Uuid(u) => format!("'{}'", u.hyphenated()),
-        Cell::Time(t) => timestamp(t),
+        Cell::Double(f) => f
+            .filter(|f| f.is_finite())
+            .map_or_else(null, |f| format!("{f:?}")),
+        Cell::Text(s) => s.map_or_else(null, literal),
+        Cell::Json(s) => s.map_or_else(null, |s| literal(&s)),
+        Cell::Bytes(b) => b.map_or_else(null, |b| {
+            let hex: String = b.iter().map(|b| format!("{b:02X}")).collect();
+            format!("X'{hex}'")
+        }),
+        Cell::Uuid(u) => u.map_or_else(null, |u| format!("'{}'", u.hyphenated())),
+        Cell::Timestamp(t) => t.map_or_else(null, timestamp),
     }
 }
 
-pub fn sql_type(column: Column) -> &'static str {
-    match column.ty {
-        ColumnType::Uuid => "VARCHAR(36)",
-        ColumnType::Timestamp => "TIMESTAMP_TZ",
-        ColumnType::Double => "FLOAT",
-        ColumnType::Integer => "NUMBER(38,0)",
-        ColumnType::Text => "VARCHAR",
-        ColumnType::Json => "VARIANT",
-    }
-}
-
-/// How the n-th column of a `VALUES` list becomes a value of `column`.
-fn convert(n: usize, column: Column) -> String {
-    match sql_type(column) {
+/// How the n-th column of a `VALUES` list becomes a value of type `ty`.
+fn convert(n: usize, ty: ColumnType) -> String {
+    match SnowflakeSql::sql_type(ty) {
         "VARIANT" => format!("PARSE_JSON(column{n})"),
         ty => format!("column{n}::{ty}"),
     }
@@ -81,37 +101,13 @@ fn convert(n: usize, column: Column) -> String {
 
 /// Everything `load` needs in the schema, created if missing.
 pub fn create_tables(schema: &str) -> Vec<String> {
-    let mut statements = vec![format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema))];
-    for kind in EventKind::ALL {
-        let columns: Vec<String> = all_columns(kind)
-            .map(|c| format!("{} {}", ident(c.name), sql_type(c)))
-            .collect();
-        statements.push(format!(
-            "CREATE TABLE IF NOT EXISTS {} ({})",
-            table(schema, kind.default_topic()),
-            columns.join(", ")
-        ));
-    }
+    let mut statements = vec![ddl::create_schema::<SnowflakeSql>(schema)];
+    statements.extend(
+        tables::layouts()
+            .iter()
+            .map(|layout| ddl::create_table::<SnowflakeSql>(schema, layout)),
+    );
     statements.extend([
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\"TOPIC\" VARCHAR NOT NULL, \"PARTITION\" NUMBER(10,0) NOT NULL, \
-             \"NEXT_OFFSET\" NUMBER(38,0) NOT NULL, \"UPDATED_AT\" TIMESTAMP_TZ, \"LOAD_ID\" VARCHAR, \
-             PRIMARY KEY (\"TOPIC\", \"PARTITION\"))",
-            table(schema, "_kafka_offsets")
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\"TOPIC\" VARCHAR, \"PARTITION\" NUMBER(10,0), \"OFFSET\" NUMBER(38,0), \
-             \"KEY\" VARCHAR, \"PAYLOAD_HEX\" VARCHAR, \"PAYLOAD_TEXT\" VARCHAR, \"ERROR\" VARCHAR, \
-             \"KAFKA_TIMESTAMP\" TIMESTAMP_TZ, \"FAILED_AT\" TIMESTAMP_TZ, \"LOAD_ID\" VARCHAR)",
-            table(schema, "_dead_letters")
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\"LOAD_ID\" VARCHAR, \"STARTED_AT\" TIMESTAMP_TZ, \
-             \"FINISHED_AT\" TIMESTAMP_TZ, \"STATUS\" VARCHAR, \"ROWS_LOADED\" NUMBER(38,0), \
-             \"ROWS_PER_TABLE\" VARIANT, \"DEAD_LETTERS\" NUMBER(38,0), \"OFFSETS\" VARIANT, \
-             \"GAPS\" VARIANT, \"ERROR\" VARCHAR)",
-            table(schema, "_loads")
-        ),
         // One row that every commit updates just before it moves offsets. Snowflake
         // lets one transaction at a time update a table, so commits take turns from
         // there on, and each sees the offsets the one before it stored; inserts of
@@ -128,114 +124,45 @@ pub fn create_tables(schema: &str) -> Vec<String> {
     statements
 }
 
-/// The names of a table's columns, upper case, as `INFORMATION_SCHEMA` lists them.
+/// A table's columns, name and type, as `INFORMATION_SCHEMA` lists them.
 pub fn columns_query(schema: &str, name: &str) -> String {
     format!(
-        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+        "SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
         literal(&schema.to_uppercase()),
         literal(&name.to_uppercase())
     )
 }
 
-pub fn add_column(schema: &str, name: &str, column: Column) -> String {
-    format!(
-        "ALTER TABLE {} ADD COLUMN {} {}",
-        table(schema, name),
-        ident(column.name),
-        sql_type(column)
-    )
-}
-
-/// Multi-row inserts of `rows` into the table of `kind`, each under `max_bytes`
-/// (a single row longer than that still gets a statement of its own).
-pub fn insert_rows(
+/// Multi-row inserts of `records` into `table`, each under `max_bytes` (a single
+/// row longer than that still gets a statement of its own).
+pub fn insert<R>(
     schema: &str,
-    kind: EventKind,
-    topic: &str,
-    load_id: &str,
-    rows: &[Row],
+    table: &Table<R>,
+    records: &[R],
+    context: &Context,
     max_bytes: usize,
 ) -> Vec<String> {
-    let columns: Vec<Column> = all_columns(kind).collect();
-    let head = insert_head(&table(schema, kind.default_topic()), &columns);
-    let mut cells = Vec::with_capacity(columns.len());
-    chunked(
-        &head,
-        rows.iter().map(|row| {
-            cells.clear();
-            row_cells(row, topic, load_id, &mut cells);
-            tuple(cells.iter().copied().map(value))
-        }),
-        max_bytes,
-    )
-}
-
-/// Inserts of dead letters; the payload is kept as hex (every byte, UTF-8 or not)
-/// and as text where it is UTF-8.
-pub fn insert_dead_letters(
-    schema: &str,
-    letters: &[DeadLetter],
-    load_id: &str,
-    now: Timestamp,
-    max_bytes: usize,
-) -> Vec<String> {
-    use ColumnType::{Integer, Text, Timestamp as Time};
-    let column = |name, ty| Column { name, ty };
-    let columns = [
-        column("topic", Text),
-        column("partition", Integer),
-        column("offset", Integer),
-        column("key", Text),
-        column("payload_hex", Text),
-        column("payload_text", Text),
-        column("error", Text),
-        column("kafka_timestamp", Time),
-        column("failed_at", Time),
-        column("load_id", Text),
-    ];
-    let head = insert_head(&table(schema, "_dead_letters"), &columns);
-    chunked(
-        &head,
-        letters.iter().map(|d| {
-            let hex: String = d.payload.iter().map(|b| format!("{b:02x}")).collect();
-            tuple(
-                [
-                    Cell::Text(&d.topic),
-                    Cell::Integer(d.kafka.partition.into()),
-                    Cell::Integer(d.kafka.offset),
-                    d.kafka.key.as_deref().map_or(Cell::Null, Cell::Text),
-                    Cell::Text(&hex),
-                    std::str::from_utf8(&d.payload).map_or(Cell::Null, Cell::Text),
-                    Cell::Text(&d.error),
-                    d.kafka.timestamp.map_or(Cell::Null, Cell::Time),
-                    Cell::Time(now),
-                    Cell::Text(load_id),
-                ]
-                .into_iter()
-                .map(value),
-            )
-        }),
-        max_bytes,
-    )
-}
-
-fn insert_head(table: &str, columns: &[Column]) -> String {
-    let names: Vec<String> = columns.iter().map(|c| ident(c.name)).collect();
-    let conversions: Vec<String> = columns
+    let conversions: Vec<String> = table
+        .columns
         .iter()
         .enumerate()
-        .map(|(i, c)| convert(i + 1, *c))
+        .map(|(i, c)| convert(i + 1, c.ty))
         .collect();
-    format!(
-        "INSERT INTO {table} ({}) SELECT {} FROM VALUES ",
-        names.join(", "),
+    let head = format!(
+        "INSERT INTO {} ({}) SELECT {} FROM VALUES ",
+        SnowflakeSql::table(schema, table.name),
+        SnowflakeSql::column_list(&table.layout()),
         conversions.join(", ")
-    )
-}
-
-fn tuple(values: impl Iterator<Item = String>) -> String {
-    let values: Vec<String> = values.collect();
-    format!("({})", values.join(", "))
+    );
+    let tuples = records.iter().map(|record| {
+        let values: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| value((c.value)(record, context)))
+            .collect();
+        format!("({})", values.join(", "))
+    });
+    chunked(&head, tuples, max_bytes)
 }
 
 fn chunked(head: &str, tuples: impl Iterator<Item = String>, max_bytes: usize) -> Vec<String> {
@@ -277,7 +204,7 @@ pub fn move_offset(
     range: OffsetRange,
     load_id: &str,
 ) -> String {
-    let offsets = table(schema, "_kafka_offsets");
+    let offsets = table(schema, OFFSETS.name);
     let (topic, load_id) = (literal(topic), literal(load_id));
     match expected {
         Some(expected) => format!(
@@ -287,9 +214,10 @@ pub fn move_offset(
             next = range.next
         ),
         None => format!(
-            "INSERT INTO {offsets} (\"TOPIC\", \"PARTITION\", \"NEXT_OFFSET\", \"UPDATED_AT\", \"LOAD_ID\") \
+            "INSERT INTO {offsets} ({columns}) \
              SELECT {topic}, {partition}, {next}, CURRENT_TIMESTAMP(), {load_id} WHERE NOT EXISTS \
              (SELECT 1 FROM {offsets} WHERE \"TOPIC\" = {topic} AND \"PARTITION\" = {partition})",
+            columns = SnowflakeSql::column_list(&OFFSETS.layout()),
             next = range.next
         ),
     }
@@ -299,52 +227,39 @@ pub fn move_offset(
 pub fn select_offsets(schema: &str) -> String {
     format!(
         "SELECT \"TOPIC\", \"PARTITION\"::VARCHAR, \"NEXT_OFFSET\"::VARCHAR FROM {}",
-        table(schema, "_kafka_offsets")
+        table(schema, OFFSETS.name)
     )
 }
 
 /// Replaces the load's audit row.
-pub fn save_load(schema: &str, load: &LoadRecord) -> [String; 2] {
-    let loads = table(schema, "_loads");
-    let values = [
-        literal(&load.load_id),
-        timestamp(load.started_at),
-        load.finished_at.map_or("NULL".into(), timestamp),
-        literal(load.status),
-        load.total_rows().to_string(),
-        json(&load.rows),
-        load.dead_letters.to_string(),
-        json(&load.offsets),
-        json(&load.gaps),
-        load.error.as_deref().map_or("NULL".into(), literal),
-    ];
-    [
-        format!(
-            "DELETE FROM {loads} WHERE \"LOAD_ID\" = {}",
-            literal(&load.load_id)
-        ),
-        format!(
-            "INSERT INTO {loads} (\"LOAD_ID\", \"STARTED_AT\", \"FINISHED_AT\", \"STATUS\", \"ROWS_LOADED\", \
-             \"ROWS_PER_TABLE\", \"DEAD_LETTERS\", \"OFFSETS\", \"GAPS\", \"ERROR\") \
-             SELECT column1, column2::TIMESTAMP_TZ, column3::TIMESTAMP_TZ, column4, column5, \
-             PARSE_JSON(column6), column7, PARSE_JSON(column8), PARSE_JSON(column9), column10 \
-             FROM VALUES ({})",
-            values.join(", ")
-        ),
-    ]
-}
-
-/// A value of the audit record as a JSON string literal.
-fn json<T: serde::Serialize>(value: &T) -> String {
-    literal(&serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+pub fn save_load(schema: &str, load: &LoadRecord) -> Vec<String> {
+    let context = Context {
+        topic: "",
+        load_id: &load.load_id,
+        now: Timestamp::now(),
+    };
+    let mut statements = vec![format!(
+        "DELETE FROM {} WHERE \"LOAD_ID\" = {}",
+        table(schema, LOADS.name),
+        literal(&load.load_id)
+    )];
+    statements.extend(insert(
+        schema,
+        &LOADS,
+        std::slice::from_ref(load),
+        &context,
+        usize::MAX,
+    ));
+    statements
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::{Batch, KafkaMeta};
-    use crate::columns::tests::one_of_each;
-    use iot_model::Topics;
+    use crate::tables::DEAD_LETTERS;
+    use crate::tables::tests::one_of_each;
+    use iot_model::{EventKind, Topics};
 
     #[test]
     fn names_are_quoted_upper_case_and_strings_escaped() {
@@ -352,10 +267,47 @@ mod tests {
             table("iot_stream", "gps_data"),
             "\"IOT_STREAM\".\"GPS_DATA\""
         );
-        assert_eq!(ident("we\"ird"), "\"WE\"\"IRD\"");
+        assert_eq!(SnowflakeSql::ident("we\"ird"), "\"WE\"\"IRD\"");
         assert_eq!(literal(r"it's a \ test"), r"'it''s a \\ test'");
         let t = Timestamp::from_millis(1_764_149_400_250).unwrap();
         assert_eq!(timestamp(t), "'2025-11-26T09:30:00.250+00:00'");
+    }
+
+    fn context() -> Context<'static> {
+        Context {
+            topic: "t",
+            load_id: "l",
+            now: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn dead_letters_keep_every_byte_as_a_binary_literal() {
+        let topics = Topics::default();
+        let mut batch = Batch::default();
+        let kafka = KafkaMeta {
+            partition: 4,
+            offset: 9,
+            timestamp: None,
+            key: None,
+        };
+        batch.add(&topics, "gps_data", kafka, Some(b"\xff\x00'"));
+        let statement = &insert(
+            "s",
+            &DEAD_LETTERS,
+            batch.dead_letters(),
+            &context(),
+            usize::MAX,
+        )[0];
+        assert!(
+            statement.contains("(\"TOPIC\", \"PARTITION\", \"OFFSET\", \"KEY\", \"PAYLOAD\","),
+            "{statement}"
+        );
+        assert!(statement.contains("column5::BINARY"), "{statement}");
+        assert!(
+            statement.contains("'gps_data', 4, 9, NULL, X'FF0027', NULL,"),
+            "{statement}"
+        );
     }
 
     fn rows_of_every_kind(copies: usize) -> Batch {
@@ -384,10 +336,11 @@ mod tests {
         let batch = rows_of_every_kind(40);
         for kind in EventKind::ALL {
             let rows = batch.rows(kind);
-            let one = insert_rows("s", kind, "t", "l", rows, usize::MAX);
+            let table = tables::events(kind);
+            let one = insert("s", table, rows, &context(), usize::MAX);
             assert_eq!(one.len(), 1);
             let limit = one[0].len() / 5;
-            let cut = insert_rows("s", kind, "t", "l", rows, limit);
+            let cut = insert("s", table, rows, &context(), limit);
             assert!(cut.len() >= 5, "{kind}: {} statements", cut.len());
             let tuples: usize = cut
                 .iter()
@@ -404,12 +357,11 @@ mod tests {
     #[test]
     fn every_column_is_converted_to_its_type() {
         let batch = rows_of_every_kind(1);
-        let statement = &insert_rows(
+        let statement = &insert(
             "s",
-            EventKind::Gps,
-            "gps",
-            "l",
+            tables::events(EventKind::Gps),
             batch.rows(EventKind::Gps),
+            &context(),
             usize::MAX,
         )[0];
         assert!(statement.contains("column5::TIMESTAMP_TZ"), "{statement}");
