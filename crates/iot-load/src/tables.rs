@@ -50,12 +50,29 @@ pub enum Cell<'a> {
 /// What a row's values draw on besides the record itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    /// The topic the records were read from.
+    /// The topic an event table's rows were read from (the bookkeeping tables name
+    /// their own).
     pub topic: &'a str,
     /// The load writing them.
     pub load_id: &'a str,
     /// When the batch is written.
     pub now: Timestamp,
+}
+
+impl<'a> Context<'a> {
+    /// A write of load `load_id`, now.
+    pub fn new(load_id: &'a str) -> Self {
+        Self {
+            topic: "",
+            load_id,
+            now: Timestamp::now(),
+        }
+    }
+
+    /// The same write, of rows read from `topic`.
+    pub fn on(self, topic: &'a str) -> Self {
+        Self { topic, ..self }
+    }
 }
 
 /// A column of a table whose rows are records of type `R`.
@@ -110,10 +127,21 @@ macro_rules! column {
     };
 }
 
-/// An event table: the model's fields, read from the row's event of `variant`, then
-/// its unknown fields, where the message came from and which load wrote it.
+/// An event table: the fields every event starts with, then its own, read from the
+/// row's event of `variant`, then its unknown fields, where the message came from
+/// and which load wrote it.
 macro_rules! event_table {
     ($table:literal, $variant:ident { $($name:literal: $ty:ident = |$event:ident| $value:expr),+ $(,)? }) => {
+        event_table!(@columns $table, $variant {
+            "schema_version": Integer = |e| i64::from(e.schema_version),
+            "id": Uuid = |e| e.id,
+            "device_id": Uuid = |e| e.device_id,
+            "trip_id": Uuid = |e| e.trip_id,
+            "timestamp": Timestamp = |e| e.timestamp,
+            $($name: $ty = |$event| $value),+
+        })
+    };
+    (@columns $table:literal, $variant:ident { $($name:literal: $ty:ident = |$event:ident| $value:expr),+ }) => {
         Table {
             name: $table,
             key: &[],
@@ -140,11 +168,6 @@ macro_rules! event_table {
 }
 
 static VEHICLE: Table<Row> = event_table!("vehicle_data", Vehicle {
-    "schema_version": Integer = |e| i64::from(e.schema_version),
-    "id": Uuid = |e| e.id,
-    "device_id": Uuid = |e| e.device_id,
-    "trip_id": Uuid = |e| e.trip_id,
-    "timestamp": Timestamp = |e| e.timestamp,
     "lat": Double = |e| e.lat,
     "lon": Double = |e| e.lon,
     "speed_kmh": Double = |e| e.speed_kmh,
@@ -159,11 +182,6 @@ static VEHICLE: Table<Row> = event_table!("vehicle_data", Vehicle {
 });
 
 static GPS: Table<Row> = event_table!("gps_data", Gps {
-    "schema_version": Integer = |e| i64::from(e.schema_version),
-    "id": Uuid = |e| e.id,
-    "device_id": Uuid = |e| e.device_id,
-    "trip_id": Uuid = |e| e.trip_id,
-    "timestamp": Timestamp = |e| e.timestamp,
     "lat": Double = |e| e.lat,
     "lon": Double = |e| e.lon,
     "speed_kmh": Double = |e| e.speed_kmh,
@@ -172,11 +190,6 @@ static GPS: Table<Row> = event_table!("gps_data", Gps {
 });
 
 static TRAFFIC_CAMERA: Table<Row> = event_table!("traffic_data", TrafficCamera {
-    "schema_version": Integer = |e| i64::from(e.schema_version),
-    "id": Uuid = |e| e.id,
-    "device_id": Uuid = |e| e.device_id,
-    "trip_id": Uuid = |e| e.trip_id,
-    "timestamp": Timestamp = |e| e.timestamp,
     "camera_id": Uuid = |e| e.camera_id,
     "lat": Double = |e| e.lat,
     "lon": Double = |e| e.lon,
@@ -185,11 +198,6 @@ static TRAFFIC_CAMERA: Table<Row> = event_table!("traffic_data", TrafficCamera {
 });
 
 static WEATHER: Table<Row> = event_table!("weather_data", Weather {
-    "schema_version": Integer = |e| i64::from(e.schema_version),
-    "id": Uuid = |e| e.id,
-    "device_id": Uuid = |e| e.device_id,
-    "trip_id": Uuid = |e| e.trip_id,
-    "timestamp": Timestamp = |e| e.timestamp,
     "lat": Double = |e| e.lat,
     "lon": Double = |e| e.lon,
     "temperature_c": Double = |e| e.temperature_c,
@@ -202,11 +210,6 @@ static WEATHER: Table<Row> = event_table!("weather_data", Weather {
 });
 
 static EMERGENCY: Table<Row> = event_table!("emergency_data", Emergency {
-    "schema_version": Integer = |e| i64::from(e.schema_version),
-    "id": Uuid = |e| e.id,
-    "device_id": Uuid = |e| e.device_id,
-    "trip_id": Uuid = |e| e.trip_id,
-    "timestamp": Timestamp = |e| e.timestamp,
     "incident_id": Uuid = |e| e.incident_id,
     "incident_type": Text = |e| e.incident_type.as_str(),
     "status": Text = |e| e.status.as_str(),
@@ -380,11 +383,7 @@ pub(crate) mod tests {
 
     #[test]
     fn every_value_is_the_field_the_model_wrote() {
-        let context = Context {
-            topic: "t",
-            load_id: "l",
-            now: Timestamp::now(),
-        };
+        let context = Context::new("l").on("t");
         for event in one_of_each() {
             let mut json = Vec::new();
             event.encode(&mut json);
@@ -412,11 +411,7 @@ pub(crate) mod tests {
             .into_iter()
             .find(|e| e.kind() == EventKind::Gps)
             .unwrap();
-        let context = Context {
-            topic: "t",
-            load_id: "l",
-            now: Timestamp::now(),
-        };
+        let context = Context::new("l");
         let lat = events(EventKind::Weather)
             .columns
             .iter()

@@ -166,17 +166,12 @@ impl Destination for DuckDb {
 
     fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
         let conn = self.take_connection()?;
-        let context = Context {
-            topic: "",
-            load_id: &load.load_id,
-            now: Timestamp::now(),
-        };
         write::upsert(
             &conn,
             &self.options.schema,
             &LOADS,
             std::slice::from_ref(load),
-            &context,
+            &Context::new(&load.load_id),
         )
     }
 

@@ -18,7 +18,7 @@ pub mod sql;
 use std::fmt;
 use std::time::Duration;
 
-use iot_model::{EventKind, Timestamp, Topics};
+use iot_model::{EventKind, Topics};
 use snowflake_api::{QueryResult, SnowflakeApi};
 
 use super::ddl;
@@ -215,24 +215,15 @@ impl Snowflake {
         self.prepare()?;
         let schema = self.options.schema.clone();
         let max_bytes = self.options.max_statement_bytes;
-        let now = Timestamp::now();
+        let context = Context::new(&load.load_id);
         self.begin()?;
         for kind in EventKind::ALL {
             let table = tables::events(kind);
-            let context = Context {
-                topic: self.topics.name(kind),
-                load_id: &load.load_id,
-                now,
-            };
-            for statement in sql::insert(&schema, table, batch.rows(kind), &context, max_bytes) {
+            let on_topic = context.on(self.topics.name(kind));
+            for statement in sql::insert(&schema, table, batch.rows(kind), &on_topic, max_bytes) {
                 self.exec(table.name, &statement)?;
             }
         }
-        let context = Context {
-            topic: "",
-            load_id: &load.load_id,
-            now,
-        };
         for statement in sql::insert(
             &schema,
             &DEAD_LETTERS,

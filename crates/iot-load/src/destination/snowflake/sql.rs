@@ -233,11 +233,7 @@ pub fn select_offsets(schema: &str) -> String {
 
 /// Replaces the load's audit row.
 pub fn save_load(schema: &str, load: &LoadRecord) -> Vec<String> {
-    let context = Context {
-        topic: "",
-        load_id: &load.load_id,
-        now: Timestamp::now(),
-    };
+    let context = Context::new(&load.load_id);
     let mut statements = vec![format!(
         "DELETE FROM {} WHERE \"LOAD_ID\" = {}",
         table(schema, LOADS.name),
@@ -274,11 +270,7 @@ mod tests {
     }
 
     fn context() -> Context<'static> {
-        Context {
-            topic: "t",
-            load_id: "l",
-            now: Timestamp::now(),
-        }
+        Context::new("l").on("t")
     }
 
     #[test]
