@@ -43,7 +43,7 @@ fn payloads(n: usize) -> Vec<(EventKind, String, Vec<u8>)> {
         vehicles: (0..500).map(|_| VehicleSpec::random(&mut rng)).collect(),
     };
     let options = SimulationOptions {
-        stagger_ms: 1_000,
+        stagger: std::time::Duration::from_secs(1),
         seed: 1,
         ..SimulationOptions::default()
     };

@@ -36,9 +36,26 @@ impl Timestamp {
         self.0.timestamp_millis()
     }
 
-    /// This instant moved by `millis` milliseconds.
-    pub fn plus_millis(&self, millis: i64) -> Self {
-        Self(self.0 + Duration::milliseconds(millis))
+    /// This instant, `span` later: to the millisecond, and no later than the last
+    /// instant a timestamp can hold.
+    pub fn plus(&self, span: std::time::Duration) -> Self {
+        Duration::from_std(span)
+            .ok()
+            .and_then(|span| self.0.checked_add_signed(span))
+            .map_or(Self(DateTime::<Utc>::MAX_UTC), Self::new)
+    }
+
+    /// This instant, `span` earlier, and no earlier than the first a timestamp can hold.
+    pub fn minus(&self, span: std::time::Duration) -> Self {
+        Duration::from_std(span)
+            .ok()
+            .and_then(|span| self.0.checked_sub_signed(span))
+            .map_or(Self(DateTime::<Utc>::MIN_UTC), Self::new)
+    }
+
+    /// The time from `earlier` to this instant; zero if `earlier` is not earlier.
+    pub fn since(&self, earlier: Timestamp) -> std::time::Duration {
+        (self.0 - earlier.0).to_std().unwrap_or_default()
     }
 }
 
@@ -134,6 +151,18 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moves_by_spans_and_measures_them() {
+        let t = Timestamp::from_millis(1_764_149_400_250).unwrap();
+        let span = std::time::Duration::from_millis(61_500);
+        assert_eq!(t.plus(span).millis(), 1_764_149_461_750);
+        assert_eq!(t.minus(span).millis(), 1_764_149_338_750);
+        assert_eq!(t.plus(span).since(t), span);
+        assert_eq!(t.since(t.plus(span)), std::time::Duration::ZERO);
+        let far = t.plus(std::time::Duration::MAX);
+        assert!(far > t, "saturates instead of overflowing");
+    }
 
     #[test]
     fn writes_milliseconds_and_zulu() {

@@ -40,7 +40,7 @@ fn simulation() -> Simulation {
             .collect(),
     };
     let options = SimulationOptions {
-        stagger_ms: 1_000,
+        stagger: std::time::Duration::from_secs(1),
         seed: 1,
         ..SimulationOptions::default()
     };

@@ -8,12 +8,17 @@
 pub mod fleet;
 pub mod gazetteer;
 pub mod geo;
+pub mod incidents;
 pub mod offline;
 pub mod ors;
 pub mod plan;
+pub mod readings;
+pub mod road;
 pub mod route;
+pub mod seed;
 pub mod simulation;
 pub mod sink;
+pub mod vehicle;
 pub mod weather;
 
 use std::time::{Duration, Instant};
@@ -21,14 +26,14 @@ use std::time::{Duration, Instant};
 use iot_cli::{Shutdown, Ticker};
 use iot_kafka::{KafkaError, KafkaSettings};
 use iot_model::{Event, EventKind, Topics};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use crate::fleet::{FleetFileError, TripPlan};
 use crate::gazetteer::Gazetteer;
 use crate::ors::{OrsClient, OrsOptions};
 use crate::plan::PlanError;
-pub use crate::simulation::{Simulation, SimulationOptions, Trip};
+pub use crate::plan::Trip;
+use crate::seed::Stream;
+pub use crate::simulation::{Simulation, SimulationOptions};
 use crate::sink::{KafkaSink, Sink, StdoutSink};
 
 /// Exit statuses, as documented in `simulate --help`.
@@ -199,7 +204,9 @@ pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, Simula
     }
     // Vehicles from the catalogue come from their own stream of the seed, so that
     // adding a named vehicle to a fleet does not change the others' readings.
-    let mut catalogue_rng = StdRng::seed_from_u64(options.simulation.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut catalogue_rng = seed::rng(Stream::Catalogue {
+        seed: options.simulation.seed,
+    });
     let trips = plan::resolve(&options.trips, &gazetteer, ors.as_ref(), &mut catalogue_rng).await?;
 
     let mut sink = match options.sink {
@@ -242,13 +249,13 @@ pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, Simula
         }
         report_progress(&mut ticker, &simulation, &summary, sink.in_flight());
         if let Speed::Factor(factor) = options.speed {
-            let due = Duration::from_secs_f64(simulation.elapsed_ms() as f64 / 1000.0 / factor);
+            let due = simulation.elapsed().div_f64(factor);
             shutdown.sleep_until(started + due).await;
         }
     }
 
     summary.interrupted = shutdown.requested();
-    summary.simulated = Duration::from_millis(simulation.elapsed_ms().max(0) as u64);
+    summary.simulated = simulation.elapsed();
     if summary.interrupted {
         tracing::info!(
             in_flight = sink.in_flight(),

@@ -229,18 +229,17 @@ fn options(cli: Cli) -> Result<Options, iot_simulate::SimulateError> {
         (None, Some(_)) => SimulationOptions::default().start,
         (None, None) => Timestamp::now(),
     };
-    let millis = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
     let defaults = Options::default();
     Ok(Options {
         trips,
         simulation: SimulationOptions {
             start,
-            tick_ms: millis(cli.tick).max(1),
-            stagger_ms: millis(cli.stagger),
-            weather_interval_ms: millis(cli.weather_interval).max(1),
+            tick: cli.tick.max(Duration::from_millis(1)),
+            stagger: cli.stagger,
+            weather_interval: cli.weather_interval.max(Duration::from_millis(1)),
             emergency_rate_per_hour: cli.emergency_rate.max(0.0),
             camera_spacing_m: cli.camera_spacing_km.max(0.0) * 1000.0,
-            duration_ms: cli.duration.map(millis),
+            duration: cli.duration,
             seed,
         },
         speed: cli.speed,

@@ -9,11 +9,11 @@
 use std::f64::consts::PI;
 
 use iot_model::RouteSource;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use crate::geo::{GeoPoint, LocalFrame};
 use crate::route::{Route, RouteError, Stretch};
+use crate::seed::{self, Stream};
 
 const VERTEX_SPACING_M: f64 = 200.0;
 const HARMONICS: usize = 6;
@@ -36,7 +36,7 @@ pub fn route(from: GeoPoint, to: GeoPoint) -> Result<Route, RouteError> {
     }
     let (ux, uy) = (dx / straight, dy / straight);
 
-    let mut rng = StdRng::seed_from_u64(seed_for(from, to));
+    let mut rng = seed::rng(Stream::Road { from, to });
     let bends: Vec<(f64, f64)> = (1..=HARMONICS)
         .map(|k| {
             let amplitude = BEND_AMPLITUDE / (k as f64).sqrt() * rng.random_range(-1.0..1.0);
@@ -99,16 +99,6 @@ fn speed_profile(points: &[GeoPoint]) -> Vec<Stretch> {
         }
     }
     stretches
-}
-
-/// A seed from the end points' coordinates (to a metre or so), FNV-1a style.
-fn seed_for(from: GeoPoint, to: GeoPoint) -> u64 {
-    [from.lat, from.lon, to.lat, to.lon]
-        .iter()
-        .map(|c| (c * 1e5).round() as i64 as u64)
-        .fold(0xcbf2_9ce4_8422_2325, |h, v| {
-            (h ^ v).wrapping_mul(0x0000_0100_0000_01b3)
-        })
 }
 
 #[cfg(test)]

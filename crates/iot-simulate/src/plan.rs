@@ -11,8 +11,14 @@ use crate::gazetteer::Gazetteer;
 use crate::geo::GeoPoint;
 use crate::offline;
 use crate::ors::{Ends, OrsClient, OrsError};
-use crate::route::RouteError;
-use crate::simulation::Trip;
+use crate::route::{Route, RouteError};
+
+/// A route and the vehicles that drive it: what planning makes of a [`TripPlan`].
+#[derive(Debug, Clone)]
+pub struct Trip {
+    pub route: Arc<Route>,
+    pub vehicles: Vec<VehicleSpec>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
