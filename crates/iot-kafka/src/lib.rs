@@ -22,20 +22,23 @@ const START_A_BROKER: &str = "start one with `scripts/broker.sh start` (or `dock
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
-    #[error(
-        "cannot reach the Kafka broker at {servers} within {timeout:?} ({reason}); {START_A_BROKER}"
-    )]
+    #[error("cannot reach the Kafka broker at {servers} within {timeout:?}; {START_A_BROKER}")]
     Unreachable {
         servers: String,
         timeout: Duration,
-        reason: String,
+        #[source]
+        source: RdKafkaError,
     },
     #[error(
         "the Kafka client settings are invalid: {0}; check --kafka-setting and the KAFKA_* variables"
     )]
     Config(#[source] RdKafkaError),
-    #[error("could not create topic {topic}: {reason}")]
-    CreateTopic { topic: String, reason: String },
+    #[error("could not create topic {topic}")]
+    CreateTopic {
+        topic: String,
+        #[source]
+        source: RDKafkaErrorCode,
+    },
 }
 
 impl KafkaError {
@@ -133,7 +136,7 @@ impl KafkaSettings {
         KafkaError::Unreachable {
             servers: self.bootstrap_servers.clone(),
             timeout: self.timeout,
-            reason: error.to_string(),
+            source: error,
         }
     }
 
@@ -179,7 +182,7 @@ impl KafkaSettings {
                 Err((topic, code)) => {
                     return Err(KafkaError::CreateTopic {
                         topic,
-                        reason: code.to_string(),
+                        source: code,
                     });
                 }
             }

@@ -32,8 +32,12 @@ pub enum SourceError {
         stored: i64,
         high: i64,
     },
-    #[error("reading {what} from Kafka failed: {reason}")]
-    Read { what: String, reason: String },
+    #[error("reading {what} from Kafka failed")]
+    Read {
+        what: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
     #[error(
         "no message arrived for {idle:?} although {behind} messages are still below the high \
          watermarks read at the start; what was read is committed. Check the broker's health \
@@ -106,10 +110,8 @@ impl KafkaSource {
         }
         let consumer: BaseConsumer = config.create().map_err(KafkaError::Config)?;
         let timeout = settings.timeout;
-        let read = |what: String, e: rdkafka::error::KafkaError| SourceError::Read {
-            what,
-            reason: e.to_string(),
-        };
+        let read =
+            |what: String, e: rdkafka::error::KafkaError| SourceError::Read { what, source: e };
 
         let mut partitions = Vec::new();
         let mut gaps = Vec::new();
@@ -248,7 +250,7 @@ impl KafkaSource {
         };
         let message = result.map_err(|e| SourceError::Read {
             what: "messages".into(),
-            reason: e.to_string(),
+            source: e,
         })?;
         let meta = KafkaMeta {
             partition: message.partition(),
@@ -300,7 +302,7 @@ impl KafkaSource {
                 .seek(&p.topic, p.partition, Offset::Offset(next), self.timeout)
                 .map_err(|e| SourceError::Read {
                     what: format!("{} partition {} at offset {next}", p.topic, p.partition),
-                    reason: e.to_string(),
+                    source: e,
                 })?;
             p.next = next;
         }

@@ -188,7 +188,7 @@ fn main() -> ExitCode {
     let options = match options(cli) {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", iot_cli::error_chain(&e));
             return ExitCode::from(e.exit_code());
         }
     };
@@ -205,7 +205,7 @@ fn main() -> ExitCode {
             ExitCode::from(summary.exit_code())
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", iot_cli::error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

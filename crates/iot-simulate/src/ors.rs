@@ -44,9 +44,13 @@ pub enum OrsError {
         message: String,
     },
     #[error(
-        "could not reach OpenRouteService at {url}: {reason}; check the network and --ors-url, {GO_OFFLINE}"
+        "could not reach OpenRouteService at {url}; check the network and --ors-url, {GO_OFFLINE}"
     )]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("OpenRouteService answered HTTP {status}: {message}")]
     Service { status: u16, message: String },
     #[error("OpenRouteService's answer could not be understood: {0}")]
@@ -193,16 +197,19 @@ impl OrsClient {
                 .header("Accept", "application/json, application/geo+json")
                 .send()
                 .await
-                .map_err(|e| OrsError::Unreachable {
+                .map_err(|source| OrsError::Unreachable {
                     url: self.options.url.clone(),
-                    reason: iot_cli::error_chain(&e),
+                    source,
                 })?;
             let status = response.status();
             let wait = retry_wait(status, response.headers(), attempt, unix_now());
-            let text = response.text().await.map_err(|e| OrsError::Unreachable {
-                url: self.options.url.clone(),
-                reason: iot_cli::error_chain(&e),
-            })?;
+            let text = response
+                .text()
+                .await
+                .map_err(|source| OrsError::Unreachable {
+                    url: self.options.url.clone(),
+                    source,
+                })?;
             if status.is_success() {
                 return Ok(text);
             }
