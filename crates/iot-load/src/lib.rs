@@ -23,7 +23,9 @@ use iot_model::{Timestamp, Topics};
 use crate::batch::{Batch, BatchPolicy};
 use crate::destination::duckdb::{DuckDb, DuckDbOptions};
 use crate::destination::snowflake::{Snowflake, SnowflakeOptions};
-use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
+use crate::destination::{
+    Destination, DestinationError, LoadRecord, PartitionRange, StoredOffsets,
+};
 use crate::source::{KafkaSource, Opened, SourceError, StartFrom};
 
 /// Exit statuses, as documented in `load --help`.
@@ -63,6 +65,21 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// Whether the destination cannot be written at all now: locked by another
+    /// program, out of reach, or refusing the credentials.
+    pub fn destination_unwritable(&self) -> bool {
+        match self {
+            LoadError::Commit { source, .. } => source.destination_unwritable(),
+            LoadError::Destination(e) => matches!(
+                e,
+                DestinationError::Locked { .. }
+                    | DestinationError::Unreachable { .. }
+                    | DestinationError::Rejected { .. }
+            ),
+            LoadError::Source(_) => false,
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             LoadError::Commit { source, .. } => source.exit_code(),
@@ -208,48 +225,9 @@ fn run_with(
         expected: stored,
     };
 
-    let mut batch = Batch::default();
-    for r in &passed_over {
-        batch.pass_over(&r.topic, r.partition, r.from..r.to);
+    if let Err(error) = run.load(options, shutdown, &passed_over) {
+        return Err(run.fail(error));
     }
-    let mut ticker = Ticker::new(options.progress);
-    // In cron mode, a broker that stops delivering below the watermarks it reported
-    // must not hang the run until the next cron job piles up behind it.
-    let stall_limit = (options.kafka.timeout * 3).max(Duration::from_secs(30));
-    let mut last_message = Instant::now();
-    loop {
-        if shutdown.requested() || (!options.follow && run.source.caught_up()) {
-            break;
-        }
-        let now = Instant::now();
-        if run
-            .source
-            .poll_into(&mut batch, &options.topics, Duration::from_millis(100))?
-        {
-            last_message = now;
-        } else if !options.follow && now - last_message > stall_limit {
-            run.commit(&mut batch)?;
-            return Err(SourceError::Stalled {
-                idle: stall_limit,
-                behind: run.source.behind(),
-            }
-            .into());
-        }
-        let now = Instant::now();
-        if options.batch.should_complete(&batch, now) || (!options.follow && run.source.caught_up())
-        {
-            // A full batch means more are waiting: keep the destination open for
-            // them. Otherwise a follower is about to wait, and lets go of it.
-            let more_waiting = batch.len() >= options.batch.max_messages;
-            run.commit(&mut batch)?;
-            if options.follow && !more_waiting {
-                run.destination.release();
-            }
-        }
-        report_progress(&mut ticker, &run.load, &batch);
-    }
-    // Ctrl-C: what was read is complete messages; commit it rather than read it again.
-    run.commit(&mut batch)?;
 
     let Loader {
         mut destination,
@@ -286,6 +264,67 @@ struct Loader<D> {
 }
 
 impl<D: Destination> Loader<D> {
+    /// Reads and commits batches until caught up (or, with `follow`, until
+    /// `shutdown`), then commits what was read.
+    fn load(
+        &mut self,
+        options: &Options,
+        shutdown: &Shutdown,
+        passed_over: &[PartitionRange],
+    ) -> Result<(), LoadError> {
+        let mut batch = Batch::default();
+        for r in passed_over {
+            batch.pass_over(&r.topic, r.partition, r.from..r.to);
+        }
+        let mut ticker = Ticker::new(options.progress);
+        // In cron mode, a broker that stops delivering below the watermarks it reported
+        // must not hang the run until the next cron job piles up behind it.
+        let stall_limit = (options.kafka.timeout * 3).max(Duration::from_secs(30));
+        let mut last_message = Instant::now();
+        loop {
+            if shutdown.requested() || (!options.follow && self.source.caught_up()) {
+                break;
+            }
+            let now = Instant::now();
+            if self
+                .source
+                .poll_into(&mut batch, &options.topics, Duration::from_millis(100))?
+            {
+                last_message = now;
+            } else if !options.follow && now - last_message > stall_limit {
+                self.commit(&mut batch)?;
+                return Err(SourceError::Stalled {
+                    idle: stall_limit,
+                    behind: self.source.behind(),
+                }
+                .into());
+            }
+            let now = Instant::now();
+            if options.batch.should_complete(&batch, now)
+                || (!options.follow && self.source.caught_up())
+            {
+                // A full batch means more are waiting: keep the destination open for
+                // them. Otherwise a follower is about to wait, and lets go of it.
+                let more_waiting = batch.len() >= options.batch.max_messages;
+                self.commit(&mut batch)?;
+                if options.follow && !more_waiting {
+                    self.destination.release();
+                }
+            }
+            report_progress(&mut ticker, &self.load, &batch);
+        }
+        // Ctrl-C: what was read is complete messages; commit it rather than read it again.
+        self.commit(&mut batch)?;
+        Ok(())
+    }
+
+    /// Ends a run that failed after it started: `_loads` says `failed`, with the
+    /// error, and what was committed before it.
+    fn fail(&mut self, error: LoadError) -> LoadError {
+        record_failure(&mut self.destination, &mut self.load, &error);
+        error
+    }
+
     /// Commits a batch and empties it for the next one. If another loader
     /// committed some of its partitions first, the batch is dropped, and reading
     /// goes on from the offsets now stored.
@@ -333,6 +372,22 @@ impl<D: Destination> Loader<D> {
     }
 }
 
+/// Records in `_loads` that `load` failed with `error`, keeping what it committed.
+/// Not where the destination itself is out of reach (locked, unreachable, refused):
+/// nothing can be written there, and trying would only wait again.
+fn record_failure(destination: &mut impl Destination, load: &mut LoadRecord, error: &LoadError) {
+    if error.destination_unwritable() {
+        tracing::warn!("the failure is not recorded in _loads: the destination cannot be written");
+        return;
+    }
+    load.status = "failed";
+    load.error = Some(iot_cli::error_chain(error));
+    load.finished_at = Some(Timestamp::now());
+    if let Err(e) = destination.record(load) {
+        tracing::warn!(error = %iot_cli::error_chain(&e), "could not record the failed load in _loads");
+    }
+}
+
 /// "gps_data 0:120..170, vehicle_data 1:40..90": what a batch covers, for messages.
 fn describe(batch: &Batch) -> String {
     let ranges: Vec<String> = batch
@@ -355,5 +410,73 @@ fn report_progress(ticker: &mut Ticker, load: &LoadRecord, batch: &Batch) {
             batch.len(),
             load.dead_letters
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::KafkaMeta;
+
+    fn loads_row(path: &std::path::Path) -> (String, i64, Option<String>) {
+        let conn = duckdb::Connection::open(path).unwrap();
+        conn.query_row(
+            "SELECT status, rows_loaded, error FROM iot_stream._loads",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failed_run_says_so_in_loads_with_its_error_and_what_it_committed() {
+        let dir = std::env::temp_dir().join(format!("iot-load-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("failed.duckdb");
+        let topics = Topics::default();
+        let mut duck = DuckDb::new(
+            DuckDbOptions {
+                path: path.clone(),
+                ..DuckDbOptions::default()
+            },
+            topics.clone(),
+        );
+        let mut batch = Batch::default();
+        let kafka = KafkaMeta {
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            key: None,
+        };
+        batch.add(&topics, "gps_data", kafka, Some(b"not an event"));
+        let mut load = LoadRecord::new("l".into(), Timestamp::now());
+        load.add(&batch);
+        duck.commit(&batch, &StoredOffsets::new(), &load).unwrap();
+
+        let locked = LoadError::Commit {
+            batch: "gps_data 0:1..2".into(),
+            source: Box::new(LoadError::Destination(DestinationError::Locked {
+                path: "f".into(),
+                holder: String::new(),
+            })),
+        };
+        record_failure(&mut duck, &mut load.clone(), &locked);
+        duck.release();
+        assert_eq!(
+            loads_row(&path).0,
+            "running",
+            "a locked file is not waited for again"
+        );
+
+        let stalled = LoadError::Source(SourceError::Stalled {
+            idle: Duration::from_secs(30),
+            behind: 7,
+        });
+        record_failure(&mut duck, &mut load, &stalled);
+        duck.release();
+        let (status, rows, error) = loads_row(&path);
+        assert_eq!((status.as_str(), rows), ("failed", 0));
+        let error = error.unwrap_or_default();
+        assert!(error.contains("7 messages are still below"), "{error}");
     }
 }
