@@ -261,6 +261,19 @@ fn existing_topics_are_left_as_they_are() {
 }
 
 #[test]
+fn an_absurd_tick_is_a_usage_error_that_says_the_range() {
+    for tick in ["0s", "100000000h"] {
+        let output = simulate(&[
+            "--from", "Potsdam", "--to", "Leipzig", "--sink", "stdout", "--tick", tick,
+        ]);
+        assert_eq!(output.status.code(), Some(2), "--tick {tick}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("outside 1ms to 1h"), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
 fn an_unknown_place_is_named_and_fails() {
     let output = simulate(&["--from", "Atlantis", "--to", "Leipzig", "--sink", "stdout"]);
     assert_eq!(output.status.code(), Some(3));

@@ -91,9 +91,9 @@ struct Cli {
     #[arg(long, env = "SIMULATE_SEED", value_name = "N")]
     seed: Option<u64>,
 
-    /// Simulated time between two readings of a vehicle.
+    /// Simulated time between two readings of a vehicle, from 1ms to 1h.
     #[arg(long, env = "SIMULATE_TICK", default_value = "1s", value_name = "DURATION",
-          value_parser = parse_duration)]
+          value_parser = parse_tick)]
     tick: Duration,
 
     /// Time between the departures of vehicles on the same route.
@@ -101,9 +101,9 @@ struct Cli {
           value_parser = parse_duration)]
     stagger: Duration,
 
-    /// Time between two weather readings of a vehicle.
+    /// Time between two weather readings of a vehicle, at least 1ms.
     #[arg(long, env = "SIMULATE_WEATHER_INTERVAL", default_value = "1m", value_name = "DURATION",
-          value_parser = parse_duration)]
+          value_parser = parse_interval)]
     weather_interval: Duration,
 
     /// Emergencies per vehicle per hour of driving.
@@ -173,6 +173,29 @@ fn parse_speed(text: &str) -> Result<Speed, String> {
     }
 }
 
+/// A tick: a vehicle reports once a tick and drives straight on in between, so a
+/// tick longer than an hour would cut corners off every route.
+fn parse_tick(text: &str) -> Result<Duration, String> {
+    let tick = parse_duration(text)?;
+    if (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&tick) {
+        Ok(tick)
+    } else {
+        Err(format!(
+            "a tick of {} is outside 1ms to 1h (a vehicle reports once a tick)",
+            humantime::format_duration(tick)
+        ))
+    }
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if interval.is_zero() {
+        Err("the interval must be longer than zero".into())
+    } else {
+        Ok(interval)
+    }
+}
+
 fn parse_time(text: &str) -> Result<Timestamp, String> {
     text.parse()
         .map_err(|e| format!("{e}; expected RFC 3339 such as 2026-05-01T08:00:00Z"))
@@ -234,9 +257,9 @@ fn options(cli: Cli) -> Result<Options, iot_simulate::SimulateError> {
         trips,
         simulation: SimulationOptions {
             start,
-            tick: cli.tick.max(Duration::from_millis(1)),
+            tick: cli.tick,
             stagger: cli.stagger,
-            weather_interval: cli.weather_interval.max(Duration::from_millis(1)),
+            weather_interval: cli.weather_interval,
             emergency_rate_per_hour: cli.emergency_rate.max(0.0),
             camera_spacing_m: cli.camera_spacing_km.max(0.0) * 1000.0,
             duration: cli.duration,
