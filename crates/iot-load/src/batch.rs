@@ -288,5 +288,55 @@ mod tests {
             let rows: usize = EventKind::ALL.iter().map(|&k| batch.rows(k).len()).sum();
             proptest::prop_assert_eq!(rows + batch.dead_letters().len(), 5);
         }
+
+        /// Valid events of every kind with bytes flipped, inserted, removed or the
+        /// tail cut off: each still becomes exactly one row or one dead letter, on
+        /// any topic, and a row is only ever made of a payload that decodes.
+        #[test]
+        fn mutated_events_become_a_row_or_a_dead_letter(
+            which in 0usize..5,
+            on_topic in 0usize..5,
+            mutations in proptest::collection::vec(
+                (0u8..4, proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+                1..8,
+            ),
+        ) {
+            static VALID: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+            let valid = VALID.get_or_init(|| {
+                crate::tables::tests::one_of_each()
+                    .iter()
+                    .map(|e| {
+                        let mut json = Vec::new();
+                        e.encode(&mut json);
+                        json
+                    })
+                    .collect()
+            });
+            let mut payload = valid[which].clone();
+            for (op, at, byte) in mutations {
+                if payload.is_empty() {
+                    break;
+                }
+                let i = at.index(payload.len());
+                match op {
+                    0 => payload[i] ^= byte | 1,
+                    1 => payload.insert(i, byte),
+                    2 => {
+                        payload.remove(i);
+                    }
+                    _ => payload.truncate(i),
+                }
+            }
+            let topics = Topics::default();
+            let topic = topics.name(EventKind::ALL[on_topic]).to_owned();
+            let mut batch = Batch::default();
+            batch.add(&topics, &topic, meta(1), Some(&payload));
+            let rows: usize = EventKind::ALL.iter().map(|&k| batch.rows(k).len()).sum();
+            proptest::prop_assert_eq!(rows + batch.dead_letters().len(), 1);
+            if rows == 1 {
+                let kind = EventKind::ALL[on_topic];
+                proptest::prop_assert!(iot_model::decode(kind, &payload).is_ok());
+            }
+        }
     }
 }
