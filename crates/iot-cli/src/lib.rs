@@ -1,11 +1,13 @@
 //! What the `simulate` and `load` command lines share, so that both behave alike:
 //! `.env` loading, logging to standard error, graceful Ctrl-C and duration flags.
 
+pub mod retry;
 mod shutdown;
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+pub use retry::{Retriable, RetryPolicy};
 pub use shutdown::Shutdown;
 
 /// Reads `.env` from the current directory, if there is one. Variables already set

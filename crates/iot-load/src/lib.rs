@@ -10,7 +10,6 @@
 pub mod batch;
 pub mod destination;
 pub mod report;
-pub mod retry;
 pub mod source;
 pub mod tables;
 

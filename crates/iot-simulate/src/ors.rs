@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use iot_cli::{Retriable, RetryPolicy};
 use iot_model::RouteSource;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -53,19 +54,33 @@ pub enum OrsError {
     },
     #[error("OpenRouteService answered HTTP {status}: {message}")]
     Service { status: u16, message: String },
+    /// Rate-limited or a gateway error: worth another attempt, as the service says.
+    #[error("OpenRouteService is busy (HTTP {status}): {message}")]
+    Busy {
+        status: u16,
+        retry_after: Option<Duration>,
+        message: String,
+    },
     #[error("OpenRouteService's answer could not be understood: {0}")]
     BadAnswer(String),
     #[error("OpenRouteService knows no place called {0:?}")]
     NotFound(String),
 }
 
-impl OrsError {
+impl Retriable for OrsError {
     /// Whether the same request may succeed later without any change by the user.
-    pub fn is_retriable(&self) -> bool {
+    fn is_retriable(&self) -> bool {
         matches!(
             self,
-            OrsError::RateLimited { .. } | OrsError::Unreachable { .. }
+            OrsError::RateLimited { .. } | OrsError::Unreachable { .. } | OrsError::Busy { .. }
         ) || matches!(self, OrsError::Service { status, .. } if *status >= 500)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            OrsError::Busy { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -185,75 +200,80 @@ impl OrsClient {
         Ok(text)
     }
 
+    /// One request under the retry policy: a rate limit or a gateway error is
+    /// tried again, as long as the service asks (`Retry-After`, ORS's
+    /// `x-ratelimit-reset`) or doubling from a second, up to `max_wait` a pause, for
+    /// `attempts` attempts; so is a service out of reach.
     async fn send(
         &self,
         request: impl Fn() -> reqwest::RequestBuilder,
         ends: Option<Ends<'_>>,
     ) -> Result<String, OrsError> {
         let attempts = self.options.attempts.max(1);
-        for attempt in 1..=attempts {
-            let response = request()
-                .header("Authorization", &self.key)
-                .header("Accept", "application/json, application/geo+json")
-                .send()
-                .await
-                .map_err(|source| OrsError::Unreachable {
-                    url: self.options.url.clone(),
-                    source,
-                })?;
-            let status = response.status();
-            let wait = retry_wait(status, response.headers(), attempt, unix_now());
-            let text = response
-                .text()
-                .await
-                .map_err(|source| OrsError::Unreachable {
-                    url: self.options.url.clone(),
-                    source,
-                })?;
-            if status.is_success() {
-                return Ok(text);
-            }
-            match wait {
-                Some(wait) if attempt < attempts => {
-                    let wait = wait.min(self.options.max_wait);
-                    tracing::warn!(%status, attempt, wait_s = wait.as_secs_f64(), "OpenRouteService asks us to wait");
-                    tokio::time::sleep(wait).await;
-                }
-                Some(_) if status == StatusCode::TOO_MANY_REQUESTS => {
-                    return Err(OrsError::RateLimited { attempts });
-                }
-                _ => return Err(answer_error(status, &text, ends)),
-            }
+        let policy = RetryPolicy {
+            first: Duration::from_secs(1),
+            max: self.options.max_wait,
+            limit: Duration::MAX,
+            attempts,
+        };
+        let outcome = policy
+            .run_async("an OpenRouteService request", || {
+                self.attempt(&request, ends)
+            })
+            .await;
+        match outcome {
+            Err(OrsError::Busy { status: 429, .. }) => Err(OrsError::RateLimited { attempts }),
+            Err(OrsError::Busy {
+                status, message, ..
+            }) => Err(OrsError::Service { status, message }),
+            done => done,
         }
-        unreachable!("the last attempt returns")
+    }
+
+    async fn attempt(
+        &self,
+        request: &impl Fn() -> reqwest::RequestBuilder,
+        ends: Option<Ends<'_>>,
+    ) -> Result<String, OrsError> {
+        let unreachable = |source| OrsError::Unreachable {
+            url: self.options.url.clone(),
+            source,
+        };
+        let response = request()
+            .header("Authorization", &self.key)
+            .header("Accept", "application/json, application/geo+json")
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let retry_after = asked_wait(response.headers(), unix_now());
+        let text = response.text().await.map_err(unreachable)?;
+        if status.is_success() {
+            Ok(text)
+        } else if status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 502..=504) {
+            Err(OrsError::Busy {
+                status: status.as_u16(),
+                retry_after,
+                message: text.chars().take(300).collect(),
+            })
+        } else {
+            Err(answer_error(status, &text, ends))
+        }
     }
 }
 
-/// How long to wait before trying again, or `None` if trying again will not help.
-/// Honours `Retry-After` and ORS's `x-ratelimit-reset` (a Unix time in seconds);
-/// without either, backs off exponentially from one second.
-fn retry_wait(
-    status: StatusCode,
-    headers: &HeaderMap,
-    attempt: u32,
-    now_s: u64,
-) -> Option<Duration> {
-    let retriable = status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 502..=504);
-    if !retriable {
-        return None;
-    }
+/// How long the service asked to wait: `Retry-After`, or ORS's `x-ratelimit-reset`
+/// (a Unix time in seconds).
+fn asked_wait(headers: &HeaderMap, now_s: u64) -> Option<Duration> {
     let header = |name| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
-    let asked = header(RETRY_AFTER.as_str())
-        .or_else(|| header("x-ratelimit-reset").map(|reset| reset.saturating_sub(now_s)));
-    Some(asked.map_or_else(
-        || Duration::from_secs(1 << (attempt - 1).min(6)),
-        Duration::from_secs,
-    ))
+    header(RETRY_AFTER.as_str())
+        .or_else(|| header("x-ratelimit-reset").map(|reset| reset.saturating_sub(now_s)))
+        .map(Duration::from_secs)
 }
 
 fn answer_error(status: StatusCode, text: &str, ends: Option<Ends<'_>>) -> OrsError {
@@ -393,37 +413,17 @@ mod tests {
     #[test]
     fn waits_as_long_as_the_service_asks() {
         let mut headers = HeaderMap::new();
+        assert_eq!(asked_wait(&headers, 1_000_000), None);
         headers.insert("x-ratelimit-reset", HeaderValue::from_static("1000012"));
-        let wait = retry_wait(StatusCode::TOO_MANY_REQUESTS, &headers, 1, 1_000_000);
-        assert_eq!(wait, Some(Duration::from_secs(12)));
+        assert_eq!(
+            asked_wait(&headers, 1_000_000),
+            Some(Duration::from_secs(12))
+        );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        let wait = retry_wait(StatusCode::TOO_MANY_REQUESTS, &headers, 1, 1_000_000);
-        assert_eq!(wait, Some(Duration::from_secs(3)));
-    }
-
-    #[test]
-    fn backs_off_exponentially_without_headers() {
-        let none = HeaderMap::new();
-        let waits: Vec<_> = (1..=4)
-            .map(|a| {
-                retry_wait(StatusCode::BAD_GATEWAY, &none, a, 0)
-                    .unwrap()
-                    .as_secs()
-            })
-            .collect();
-        assert_eq!(waits, [1, 2, 4, 8]);
-    }
-
-    #[test]
-    fn client_errors_are_not_retried() {
-        let none = HeaderMap::new();
-        for status in [
-            StatusCode::BAD_REQUEST,
-            StatusCode::FORBIDDEN,
-            StatusCode::NOT_FOUND,
-        ] {
-            assert_eq!(retry_wait(status, &none, 1, 0), None, "{status}");
-        }
+        assert_eq!(
+            asked_wait(&headers, 1_000_000),
+            Some(Duration::from_secs(3))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use iot_cli::Retriable;
 use rand::Rng;
 
 use crate::fleet::{TripPlan, VehicleSpec};

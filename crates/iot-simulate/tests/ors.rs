@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use iot_cli::Retriable;
 use iot_model::RouteSource;
 use iot_simulate::geo::GeoPoint;
 use iot_simulate::ors::{Ends, OrsClient, OrsError, OrsOptions};
@@ -219,6 +220,8 @@ async fn an_unreachable_service_points_to_offline_mode() {
     let client = OrsClient::new(OrsOptions {
         key: Some("test-key".into()),
         url: format!("http://127.0.0.1:{port}"),
+        attempts: 2,
+        max_wait: Duration::from_millis(50),
         ..OrsOptions::default()
     })
     .unwrap();

@@ -65,9 +65,9 @@ pub enum DestinationError {
     },
 }
 
-impl DestinationError {
-    /// Whether waiting and trying again may help: what [`crate::retry`] asks.
-    pub fn is_retriable(&self) -> bool {
+impl iot_cli::Retriable for DestinationError {
+    /// Whether waiting and trying again may help: what the retry policy asks.
+    fn is_retriable(&self) -> bool {
         match self {
             DestinationError::Locked { .. } | DestinationError::Unreachable { .. } => true,
             DestinationError::Write { retriable, .. } => *retriable,
@@ -76,7 +76,9 @@ impl DestinationError {
             | DestinationError::Conflict { .. } => false,
         }
     }
+}
 
+impl DestinationError {
     /// A write that failed for good, with its cause.
     pub fn write(table: &str, source: impl Into<Cause>) -> Self {
         DestinationError::Write {

@@ -22,7 +22,6 @@ mod write;
 
 use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
 use crate::batch::Batch;
-use crate::retry::RetryPolicy;
 use crate::tables::{self, Context, DEAD_LETTERS, LOADS, OFFSETS, StoredOffset};
 
 /// The storage format written by default: readable by DuckDB 1.4 and later, which
@@ -79,11 +78,11 @@ impl DuckDb {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
-        let retry = RetryPolicy {
-            first: Duration::from_millis(100),
-            max: Duration::from_secs(2),
-            limit: self.options.lock_timeout,
-        };
+        let retry = iot_cli::RetryPolicy::for_time(
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+            self.options.lock_timeout,
+        );
         let conn = retry.run("opening the database file", || {
             connection::open(&self.options)
         })?;

@@ -24,7 +24,6 @@ use snowflake_api::{QueryResult, SnowflakeApi};
 use super::ddl;
 use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
 use crate::batch::Batch;
-use crate::retry::RetryPolicy;
 use crate::tables::{self, Context, DEAD_LETTERS, OFFSETS};
 use sql::SnowflakeSql;
 
@@ -130,12 +129,12 @@ impl Snowflake {
         }
     }
 
-    fn retry(&self) -> RetryPolicy {
-        RetryPolicy {
-            first: Duration::from_millis(500),
-            max: Duration::from_secs(15),
-            limit: self.options.retry_for,
-        }
+    fn retry(&self) -> iot_cli::RetryPolicy {
+        iot_cli::RetryPolicy::for_time(
+            Duration::from_millis(500),
+            Duration::from_secs(15),
+            self.options.retry_for,
+        )
     }
 
     fn exec(&mut self, what: &str, sql: &str) -> Result<QueryResult, DestinationError> {
