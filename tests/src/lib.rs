@@ -288,12 +288,18 @@ pub fn partition_count(bootstrap: &str, topic: &str) -> usize {
 /// Runs a command to its end, with a time limit so that a hang fails the test.
 pub fn run(command: &mut Command, limit: Duration) -> Output {
     use std::process::Stdio;
-    let mut child = command
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
+    finish(child, limit)
+}
+
+/// Waits for a child spawned with piped output, for at most `limit` from now, and
+/// collects what it printed; kills it and fails the test if it takes longer.
+pub fn finish(mut child: std::process::Child, limit: Duration) -> Output {
     let started = Instant::now();
     // Drain the pipes on threads, or a chatty child blocks on a full pipe.
     let stdout = child.stdout.take().map(drain);
@@ -304,7 +310,7 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
         }
         if started.elapsed() > limit {
             let _ = child.kill();
-            panic!("{command:?} did not finish within {limit:?}");
+            panic!("a child process did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -553,4 +559,78 @@ pub fn duplicated_offsets_sql(schema: &str) -> String {
     format!(
         "SELECT count(*) FROM (SELECT t, p, o FROM ({union}) GROUP BY t, p, o HAVING count(*) > 1)"
     )
+}
+
+/// An Apache Kafka broker of one test's own, on a free port with its data in a
+/// folder of its own, that the test may kill with SIGKILL and start again on the
+/// same data: a broker outage, for real. Stopped when dropped.
+pub struct PrivateBroker {
+    pub bootstrap: String,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateBroker {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let broker = Self {
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            dir: scratch_dir().join("broker"),
+        };
+        broker.start_again();
+        broker
+    }
+
+    fn script(&self, command: &str) -> Output {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/broker.sh");
+        run(
+            Command::new(script)
+                .arg(command)
+                .env("BROKER", "kafka")
+                .env("BROKER_PORT", self.port.to_string())
+                .env("BROKER_DIR", &self.dir),
+            Duration::from_secs(180),
+        )
+    }
+
+    /// Starts the broker (again, on the data it had).
+    pub fn start_again(&self) {
+        let output = self.script("start");
+        assert!(
+            output.status.success(),
+            "the private Apache Kafka broker did not start; it needs Java 17+ and the jars \
+             `scripts/broker.sh install` fetches: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Kills the broker with SIGKILL: no shutdown, no flush.
+    pub fn kill(&self) {
+        let pid =
+            std::fs::read_to_string(self.dir.join("kafka.pid")).expect("the broker's pid file");
+        let killed = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .expect("kill runs");
+        assert!(
+            killed.success(),
+            "the broker (pid {}) could not be killed",
+            pid.trim()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.script("status").status.success() {
+            assert!(Instant::now() < deadline, "the killed broker still answers");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
 }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    assert_success, binary, bootstrap, create_topic, delete_records, delete_topics,
-    duplicated_offsets_sql, group_lag, kill_at_random_points, produce, query_i64, query_strings,
-    read_topic, run, scratch_dir, simulate, tansu_bootstrap, topic_args, unique_topics,
+    PrivateBroker, assert_success, binary, bootstrap, create_topic, delete_records, delete_topics,
+    duplicated_offsets_sql, finish, group_lag, kill_at_random_points, produce, query_i64,
+    query_strings, read_topic, run, scratch_dir, simulate, tansu_bootstrap, topic_args,
+    unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -826,4 +827,64 @@ fn on_tansu_everything_loads_once_and_a_second_run_adds_nothing() {
     let again = assert_success(&f.load(&[]));
     assert!(again.contains(": 0 rows"), "{again}");
     assert_eq!(f.rows() as u64, produced);
+}
+
+/// A broker outage: Apache Kafka killed with SIGKILL while `load` runs. The run
+/// ends within a bounded time with a clear error and a documented status, its
+/// `_loads` row says it failed; once the broker is back on the same data, the next
+/// run loads the rest, every message once.
+#[test]
+fn a_broker_killed_mid_load_loses_nothing() {
+    let broker = PrivateBroker::start();
+    let f = Fixture::on(broker.bootstrap.clone());
+    let produced = f.simulate(&[
+        "--from",
+        "Berlin",
+        "--to",
+        "Hamburg",
+        "--vehicles",
+        "40",
+        "--stagger",
+        "5s",
+        "--duration",
+        "30m",
+        "--seed",
+        "9",
+    ]);
+    let load = f
+        .load_command(&["--batch-size", "500", "--kafka-timeout", "5s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("load starts");
+    std::thread::sleep(Duration::from_millis(2500));
+    broker.kill();
+    let killed_at = Instant::now();
+    let outcome = finish(load, Duration::from_secs(120));
+    let waited = killed_at.elapsed();
+    let stderr = String::from_utf8_lossy(&outcome.stderr);
+    eprintln!(
+        "load during the outage ended with {:?} after {waited:?}: {stderr}",
+        outcome.status
+    );
+    assert_eq!(outcome.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("error: reading messages from Kafka failed"),
+        "{stderr}"
+    );
+    assert!(
+        waited < Duration::from_secs(60),
+        "the run took {waited:?} to give up"
+    );
+    let (status, error) = (
+        query_strings(&f.db, "SELECT status FROM iot_stream._loads"),
+        query_strings(&f.db, "SELECT coalesce(error, '') FROM iot_stream._loads"),
+    );
+    assert_eq!(status, ["failed"], "{error:?}");
+    assert!(f.rows() > 0 && (f.rows() as u64) < produced);
+
+    broker.start_again();
+    assert_success(&f.load(&[]));
+    assert_each_offset_once(&f.db);
+    assert_eq!(f.rows() as u64, produced, "messages are missing");
 }

@@ -86,6 +86,7 @@ impl LoadError {
             LoadError::Source(SourceError::Kafka(
                 KafkaError::Unreachable { .. } | KafkaError::Config(_),
             )) => exit::KAFKA,
+            LoadError::Source(e) if e.broker_gone() => exit::KAFKA,
             LoadError::Source(_) => exit::FAILURE,
             LoadError::Destination(DestinationError::Locked { .. }) => exit::LOCKED,
             LoadError::Destination(DestinationError::Rejected { .. }) => exit::REJECTED,

@@ -30,7 +30,8 @@ Exit status:
   3   stored offsets lie beyond a partition's end (topic recreated, other cluster):
       see --reset-offsets
   4   the destination could not be opened or written
-  5   the Kafka broker could not be reached, or the Kafka settings are invalid
+  5   the Kafka broker could not be reached (at the start, or it went away during
+      the run), or the Kafka settings are invalid
   6   the destination refused the credentials or a setting (user, password, key,
       role, warehouse, database): the message names the variable to fix
   75  the database file stayed locked by another program for --lock-timeout

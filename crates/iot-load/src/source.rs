@@ -32,7 +32,10 @@ pub enum SourceError {
         stored: i64,
         high: i64,
     },
-    #[error("reading {what} from Kafka failed")]
+    #[error(
+        "reading {what} from Kafka failed; the batches committed before stay, and the next run \
+         reads on from them"
+    )]
     Read {
         what: String,
         #[source]
@@ -44,6 +47,18 @@ pub enum SourceError {
          and run load again"
     )]
     Stalled { idle: Duration, behind: i64 },
+}
+
+impl SourceError {
+    /// Whether reading failed because no broker could be reached any more.
+    pub fn broker_gone(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode::{AllBrokersDown, BrokerTransportFailure};
+        matches!(
+            self,
+            SourceError::Read { source, .. }
+                if matches!(source.rdkafka_error_code(), Some(AllBrokersDown | BrokerTransportFailure))
+        )
+    }
 }
 
 /// Where to start partitions the destination has no offset for.
@@ -70,7 +85,7 @@ struct PartitionState {
 }
 
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: ClosingConsumer,
     partitions: Vec<PartitionState>,
     timeout: Duration,
 }
@@ -215,7 +230,10 @@ impl KafkaSource {
             .map_err(|e| read("the partition assignment".into(), e))?;
         Ok(Opened {
             source: KafkaSource {
-                consumer,
+                consumer: ClosingConsumer {
+                    consumer: Some(consumer),
+                    wait: timeout,
+                },
                 partitions,
                 timeout,
             },
@@ -336,6 +354,47 @@ impl KafkaSource {
 
 /// The first offset of a message stamped `at` or later, or None when the partition
 /// holds none yet. An error is an error: guessing here would skip messages.
+/// A consumer that does not hang its program on the way out. Closing a consumer
+/// waits until its group's coordinator has answered the offset commits still
+/// queued, and with the broker gone that never happens. So it is closed on a
+/// thread of its own, waited for as long as any Kafka request, and otherwise left
+/// behind: the process is ending, and the destination, not the group, holds the
+/// offsets.
+struct ClosingConsumer {
+    /// Present until dropped.
+    consumer: Option<BaseConsumer>,
+    wait: Duration,
+}
+
+impl std::ops::Deref for ClosingConsumer {
+    type Target = BaseConsumer;
+
+    fn deref(&self) -> &BaseConsumer {
+        self.consumer
+            .as_ref()
+            .expect("the consumer is there until dropped")
+    }
+}
+
+impl Drop for ClosingConsumer {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        let (closed, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+        if wait.recv_timeout(self.wait).is_err() {
+            tracing::warn!(
+                waited_s = self.wait.as_secs_f64(),
+                "the Kafka consumer did not close (is the broker gone?); leaving it"
+            );
+        }
+    }
+}
+
 fn offset_for_time(
     consumer: &BaseConsumer,
     topic: &str,
