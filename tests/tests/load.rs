@@ -335,6 +335,24 @@ fn a_locked_file_exits_75_and_nothing_is_lost() {
     );
     drop(holder);
 
+    // A reader, as DBeaver is when it opens the file read-only: it shares the
+    // file with other readers, not with a writer.
+    let reader = duckdb::Connection::open_with_flags(
+        &f.db,
+        duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .unwrap(),
+    )
+    .unwrap();
+    let output = f.load(&["--lock-timeout", "1s"]);
+    assert_eq!(
+        output.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(reader);
+
     assert_success(&f.load(&[]));
     assert_eq!(f.rows() as u64, second);
     assert!(second > first);
@@ -666,6 +684,40 @@ fn a_column_the_model_gained_is_added_and_old_rows_read_null() {
             &f.db,
             "SELECT count(*) FROM iot_stream.gps_data WHERE accuracy_m IS NOT NULL"
         ) > 0
+    );
+}
+
+/// SASL credentials stay secret at every log level: with trace logging on and a
+/// SASL login the broker cannot take, neither the output nor the error names the
+/// password.
+#[test]
+fn the_sasl_password_never_appears_even_at_trace_level() {
+    const SECRET: &str = "hunter2-sasl-secret";
+    let f = Fixture::new();
+    let output = run(
+        f.load_command(&[
+            "--security-protocol",
+            "SASL_PLAINTEXT",
+            "--sasl-mechanisms",
+            "PLAIN",
+            "--sasl-username",
+            "fleet",
+            "--kafka-timeout",
+            "3s",
+        ])
+        .env("RUST_LOG", "trace")
+        .env("KAFKA_SASL_PASSWORD", SECRET),
+        LIMIT,
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("cannot reach the Kafka broker"), "{stderr}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "the SASL password appeared in the output: {stderr}"
     );
 }
 
