@@ -337,7 +337,11 @@ pub fn scratch_dir() -> PathBuf {
 }
 
 /// Writes `messages` (key, payload) to `topic` and waits until all are stored.
-pub fn produce(bootstrap: &str, topic: &str, messages: &[(Option<&str>, Option<&[u8]>)]) {
+/// A message as a test sends it: key and payload, raw bytes both, either absent.
+pub type RawMessage<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Sends `messages` to partition 0 of `topic`.
+pub fn produce(bootstrap: &str, topic: &str, messages: &[RawMessage]) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -345,7 +349,7 @@ pub fn produce(bootstrap: &str, topic: &str, messages: &[(Option<&str>, Option<&
         .create()
         .expect("producer config is valid");
     for (key, payload) in messages {
-        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).partition(0);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(0);
         if let Some(key) = key {
             record = record.key(key);
         }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    PrivateBroker, assert_success, binary, bootstrap, create_topic, delete_records, delete_topics,
-    duplicated_offsets_sql, finish, group_lag, kill_at_random_points, produce, query_i64,
-    query_strings, read_topic, run, scratch_dir, simulate, tansu_bootstrap, topic_args,
+    PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, delete_records,
+    delete_topics, duplicated_offsets_sql, finish, group_lag, kill_at_random_points, produce,
+    query_i64, query_strings, read_topic, run, scratch_dir, simulate, tansu_bootstrap, topic_args,
     unique_topics,
 };
 
@@ -168,16 +168,18 @@ fn malformed_messages_land_in_dead_letters_and_the_rest_loads() {
     let impossible = good.replace("52.39", "123.0");
     let missing = good.replace(r#""lon":13.06,"#, "");
     let mistyped = good.replace("48.2", r#""fast""#);
-    let messages: Vec<(Option<&str>, Option<&[u8]>)> = vec![
-        (Some("k"), Some(good.as_bytes())),       // 0
-        (Some("k"), Some(b"\xff\xfe not utf-8")), // 1
-        (Some("k"), Some(b"{\"not\": json")),     // 2
-        (Some("k"), Some(impossible.as_bytes())), // 3
-        (Some("k"), Some(extended.as_bytes())),   // 4
-        (Some("k"), Some(missing.as_bytes())),    // 5
-        (Some("k"), Some(mistyped.as_bytes())),   // 6
-        (None, None),                             // 7
-        (Some("k"), Some(good.as_bytes())),       // 8
+    // Keys are bytes: the simulator's are text, another producer's may not be.
+    let binary_key: &[u8] = b"\x00\xff device";
+    let messages: Vec<RawMessage> = vec![
+        (Some(b"k"), Some(good.as_bytes())),             // 0
+        (Some(binary_key), Some(b"\xff\xfe not utf-8")), // 1
+        (Some(b"k"), Some(b"{\"not\": json")),           // 2
+        (Some(b"k"), Some(impossible.as_bytes())),       // 3
+        (Some(b"k"), Some(extended.as_bytes())),         // 4
+        (Some(b"k"), Some(missing.as_bytes())),          // 5
+        (Some(b"k"), Some(mistyped.as_bytes())),         // 6
+        (None, None),                                    // 7
+        (Some(binary_key), Some(good.as_bytes())),       // 8
     ];
     produce(&f.bootstrap, &f.topics.gps, &messages);
 
@@ -211,6 +213,25 @@ fn malformed_messages_land_in_dead_letters_and_the_rest_loads() {
         1,
         "the raw payload is kept"
     );
+    for (table, key, bytes) in [
+        ("gps_data", "_kafka_key", "_kafka_key_bytes"),
+        ("_dead_letters", "\"key\"", "key_bytes"),
+    ] {
+        assert_eq!(
+            query_strings(
+                &f.db,
+                &format!(
+                    "SELECT coalesce({key}, '-') || ' ' || coalesce(hex({bytes}), '-') \
+                     FROM iot_stream.{table} WHERE {key} IS NOT NULL OR {bytes} IS NOT NULL \
+                     ORDER BY 1"
+                ),
+            )
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+            BTreeSet::from(["- 00FF20646576696365".to_owned(), "k -".to_owned()]),
+            "{table}: a text key as text, any other byte for byte"
+        );
+    }
     let extra = query_strings(
         &f.db,
         "SELECT _extra FROM iot_stream.gps_data WHERE _extra IS NOT NULL",

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    SnowflakeEmulator, assert_success, binary, bootstrap, create_topic, duplicated_offsets_sql,
-    kill_at_random_points, produce, read_topic, run, simulate, snowflake, topic_args,
-    unique_topics,
+    RawMessage, SnowflakeEmulator, assert_success, binary, bootstrap, create_topic,
+    duplicated_offsets_sql, kill_at_random_points, produce, read_topic, run, simulate, snowflake,
+    topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -150,13 +150,13 @@ fn malformed_messages_land_in_dead_letters_with_the_rest_loaded() {
     // Quotes and backslashes must survive Snowflake's string literals.
     let extended = good.replacen('{', r#"{"note":"it's \"late\" \\ again","#, 1);
     let impossible = good.replace("52.39", "123.0");
-    let messages: Vec<(Option<&str>, Option<&[u8]>)> = vec![
-        (Some("k"), Some(good.as_bytes())),       // 0
-        (Some("k"), Some(b"\xff\xfe not utf-8")), // 1
-        (Some("k"), Some(b"{\"not\": json")),     // 2
-        (Some("k"), Some(impossible.as_bytes())), // 3
-        (Some("k"), Some(extended.as_bytes())),   // 4
-        (None, None),                             // 5
+    let messages: Vec<RawMessage> = vec![
+        (Some(b"k"), Some(good.as_bytes())),       // 0
+        (Some(b"k"), Some(b"\xff\xfe not utf-8")), // 1
+        (Some(b"k"), Some(b"{\"not\": json")),     // 2
+        (Some(b"k"), Some(impossible.as_bytes())), // 3
+        (Some(b"k"), Some(extended.as_bytes())),   // 4
+        (None, None),                              // 5
     ];
     produce(&f.bootstrap, &f.topics.gps, &messages);
 

@@ -14,7 +14,24 @@ pub struct KafkaMeta {
     pub partition: i32,
     pub offset: i64,
     pub timestamp: Option<Timestamp>,
-    pub key: Option<String>,
+    /// The message key, byte for byte.
+    pub key: Option<Vec<u8>>,
+}
+
+impl KafkaMeta {
+    /// The key as text, where it is UTF-8 (as the simulator's device ids are).
+    pub fn key_text(&self) -> Option<&str> {
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// The key's bytes, where it is not UTF-8 and so has no text.
+    pub fn key_bytes(&self) -> Option<&[u8]> {
+        self.key
+            .as_deref()
+            .filter(|k| std::str::from_utf8(k).is_err())
+    }
 }
 
 /// A valid event, ready to be written.
@@ -191,7 +208,7 @@ mod tests {
             partition: 0,
             offset,
             timestamp: None,
-            key: Some("k".into()),
+            key: Some(b"k".to_vec()),
         }
     }
 

@@ -277,9 +277,7 @@ impl KafkaSource {
                 .timestamp()
                 .to_millis()
                 .and_then(Timestamp::from_millis),
-            key: message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: message.key().map(<[u8]>::to_vec),
         };
         let topic = message.topic();
         let mut too_old = false;

@@ -160,7 +160,8 @@ macro_rules! event_table {
                 column!("_kafka_partition": Integer = |row, _| i64::from(row.kafka.partition)),
                 column!("_kafka_offset": Integer = |row, _| row.kafka.offset),
                 column!("_kafka_timestamp": Timestamp = |row, _| row.kafka.timestamp),
-                column!("_kafka_key": Text = |row, _| row.kafka.key.as_deref()),
+                column!("_kafka_key": Text = |row, _| row.kafka.key_text()),
+                column!("_kafka_key_bytes": Bytes = |row, _| row.kafka.key_bytes()),
                 column!("_load_id": Text = |_, c| c.load_id),
             ],
         }
@@ -253,7 +254,8 @@ pub static DEAD_LETTERS: Table<DeadLetter> = Table {
         column!("topic": Text = |d, _| d.topic.as_str()),
         column!("partition": Int32 = |d, _| d.kafka.partition),
         column!("offset": Integer = |d, _| d.kafka.offset),
-        column!("key": Text = |d, _| d.kafka.key.as_deref()),
+        column!("key": Text = |d, _| d.kafka.key_text()),
+        column!("key_bytes": Bytes = |d, _| d.kafka.key_bytes()),
         column!("payload": Bytes = |d, _| d.payload.as_slice()),
         column!("payload_text": Text = |d, _| std::str::from_utf8(&d.payload).ok()),
         column!("error": Text = |d, _| d.error.as_str()),
@@ -343,17 +345,17 @@ pub(crate) mod tests {
                 partition: 3,
                 offset: 17,
                 timestamp: None,
-                key: Some("k".into()),
+                key: Some(b"k".to_vec()),
             },
             event,
             extra: None,
         }
     }
 
-    /// The model's own columns of an event table: all but the seven it adds.
+    /// The model's own columns of an event table: all but the eight it adds.
     fn model_columns(kind: EventKind) -> &'static [Column<Row>] {
         let columns = events(kind).columns;
-        &columns[..columns.len() - 7]
+        &columns[..columns.len() - 8]
     }
 
     #[test]
@@ -418,6 +420,24 @@ pub(crate) mod tests {
             .find(|c| c.name == "lat")
             .unwrap();
         assert_eq!((lat.value)(&row(gps), &context), Cell::Double(None));
+    }
+
+    #[test]
+    fn a_text_key_reads_as_text_and_any_other_byte_for_byte() {
+        fn value<'a>(row: &'a Row, name: &str) -> Cell<'a> {
+            let table = events(row.event.kind());
+            let column = table.columns.iter().find(|c| c.name == name).unwrap();
+            (column.value)(row, &Context::new("l"))
+        }
+        let mut row = row(one_of_each().remove(0));
+        assert_eq!(value(&row, "_kafka_key"), Cell::Text(Some("k")));
+        assert_eq!(value(&row, "_kafka_key_bytes"), Cell::Bytes(None));
+        row.kafka.key = Some(b"\x00\xff".to_vec());
+        assert_eq!(value(&row, "_kafka_key"), Cell::Text(None));
+        assert_eq!(
+            value(&row, "_kafka_key_bytes"),
+            Cell::Bytes(Some(b"\x00\xff"))
+        );
     }
 
     #[test]

@@ -292,12 +292,12 @@ mod tests {
             usize::MAX,
         )[0];
         assert!(
-            statement.contains("(\"TOPIC\", \"PARTITION\", \"OFFSET\", \"KEY\", \"PAYLOAD\","),
+            statement.contains("(\"TOPIC\", \"PARTITION\", \"OFFSET\", \"KEY\", \"KEY_BYTES\", \"PAYLOAD\","),
             "{statement}"
         );
-        assert!(statement.contains("column5::BINARY"), "{statement}");
+        assert!(statement.contains("column6::BINARY"), "{statement}");
         assert!(
-            statement.contains("'gps_data', 4, 9, NULL, X'FF0027', NULL,"),
+            statement.contains("'gps_data', 4, 9, NULL, NULL, X'FF0027', NULL,"),
             "{statement}"
         );
     }
