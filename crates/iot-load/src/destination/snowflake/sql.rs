@@ -292,7 +292,9 @@ mod tests {
             usize::MAX,
         )[0];
         assert!(
-            statement.contains("(\"TOPIC\", \"PARTITION\", \"OFFSET\", \"KEY\", \"KEY_BYTES\", \"PAYLOAD\","),
+            statement.contains(
+                "(\"TOPIC\", \"PARTITION\", \"OFFSET\", \"KEY\", \"KEY_BYTES\", \"PAYLOAD\","
+            ),
             "{statement}"
         );
         assert!(statement.contains("column6::BINARY"), "{statement}");
