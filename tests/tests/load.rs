@@ -1022,3 +1022,69 @@ fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
         .sum();
     assert_eq!(distinct, f.rows(), "an event was written twice");
 }
+
+/// Hostile input through the real broker: 10,000 malformed messages (garbage bytes,
+/// cut and bent events, no payload) mixed into a stream of some 100,000 valid
+/// ones. Every valid event becomes a row, every malformed message a dead letter,
+/// each offset once.
+#[test]
+fn ten_thousand_malformed_messages_among_a_hundred_thousand_valid_ones() {
+    let f = Fixture::new();
+    create_topic(&f.bootstrap, &f.topics.gps, 1);
+    let valid = f.simulate(&[
+        "--from",
+        "Berlin",
+        "--to",
+        "Hamburg",
+        "--vehicles",
+        "50",
+        "--stagger",
+        "5s",
+        "--duration",
+        "20m",
+        "--seed",
+        "13",
+    ]);
+    assert!(valid > 90_000, "{valid} valid messages");
+
+    let good = read_topic(&f.bootstrap, &f.topics.gps)
+        .into_iter()
+        .next()
+        .expect("a GPS event")
+        .payload
+        .into_bytes();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let malformed: Vec<Option<Vec<u8>>> = (0..10_000)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed as usize) % good.len().max(1);
+            match i % 5 {
+                0 => Some(seed.to_le_bytes().repeat(1 + i % 7)),
+                1 => Some(good[..at].to_vec()),
+                2 => {
+                    let mut bent = good.clone();
+                    bent[at] ^= 0x80;
+                    Some(bent)
+                }
+                3 => Some(b"{\"schema_version\":1}".to_vec()),
+                _ => None,
+            }
+        })
+        .collect();
+    let messages: Vec<RawMessage> = malformed
+        .iter()
+        .map(|m| (Some(&b"hostile"[..]), m.as_deref()))
+        .collect();
+    produce(&f.bootstrap, &f.topics.gps, &messages);
+
+    assert_success(&f.load(&[]));
+    assert_each_offset_once(&f.db);
+    let dead = query_i64(&f.db, "SELECT count(*) FROM iot_stream._dead_letters");
+    assert_eq!(f.rows() + dead, valid as i64 + 10_000);
+    // A bent byte can leave valid JSON (a digit for another); such a message is a
+    // valid event and loads. Everything else is a dead letter.
+    assert!(dead > 9_000, "{dead} dead letters");
+    assert!(f.rows() >= valid as i64, "valid events are missing");
+}
