@@ -107,6 +107,55 @@ impl Fixture {
     }
 }
 
+/// The three analytical views, kept by `load` in Snowflake as in DuckDB, agree
+/// with the tables under them.
+#[test]
+fn the_views_summarise_the_tables() {
+    let f = Fixture::new();
+    f.simulate(1500);
+    assert_success(&f.load(&[]));
+    let q = |sql: &str| {
+        f.snowflake
+            .query_i64(DATABASE, &sql.replace("{s}", &f.schema))
+    };
+    assert_eq!(
+        q("SELECT count(*) FROM {s}.latest_positions"),
+        q("SELECT count(DISTINCT device_id) FROM {s}.gps_data"),
+    );
+    assert_eq!(
+        q(
+            "SELECT count(*) FROM {s}.latest_positions p JOIN {s}.gps_data g \
+           ON g.device_id = p.device_id AND g.\"TIMESTAMP\" > p.\"TIMESTAMP\""
+        ),
+        0,
+        "a later position than the latest"
+    );
+    assert_eq!(q("SELECT count(*) FROM {s}.trips"), 4);
+    assert_eq!(
+        q("SELECT sum(readings)::INTEGER FROM {s}.trips"),
+        q("SELECT count(*) FROM {s}.vehicle_data"),
+    );
+    assert_eq!(
+        q(
+            "SELECT count(*) FROM {s}.trips WHERE duration_s > 0 AND distance_km > 0 \
+           AND avg_speed_kmh > 0 AND max_speed_kmh >= avg_speed_kmh"
+        ),
+        4,
+        "every trip has moved"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM {s}.incidents"),
+        q("SELECT count(DISTINCT incident_id) FROM {s}.emergency_data"),
+    );
+    assert_eq!(
+        q(
+            "SELECT count(*) FROM {s}.incidents WHERE status = 'resolved' \
+           AND NOT time_to_resolve_s > 0"
+        ),
+        0
+    );
+}
+
 #[test]
 fn loads_everything_once_and_a_second_run_adds_nothing() {
     let f = Fixture::new();

@@ -85,8 +85,10 @@ impl KafkaSink {
             ("compression.type", "lz4"),
             ("linger.ms", "20"),
             ("queue.buffering.max.messages", "500000"),
-            // A message not delivered in this time fails rather than hanging the run.
-            ("message.timeout.ms", "30000"),
+            // A message not delivered in this time fails rather than hanging the run;
+            // long enough to ride out a broker restart (Apache Kafka takes 10 to 30 s
+            // to start on a small machine).
+            ("message.timeout.ms", "120000"),
         ];
         for (key, value) in defaults {
             if !settings.extra.iter().any(|(k, _)| k == key) {

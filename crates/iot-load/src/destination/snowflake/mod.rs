@@ -182,6 +182,9 @@ impl Snowflake {
                 self.exec(table, &change)?;
             }
         }
+        for view in sql::views(&schema) {
+            self.exec("the views", &view)?;
+        }
         self.tables_ready = true;
         Ok(())
     }

@@ -124,6 +124,20 @@ pub fn create_tables(schema: &str) -> Vec<String> {
     statements
 }
 
+/// The analytical views of `views.sql`, one statement each.
+pub fn views(schema: &str) -> Vec<String> {
+    let text: String = include_str!("views.sql")
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(|statement| statement.replace("{schema}", &SnowflakeSql::ident(schema)))
+        .collect()
+}
+
 /// A table's columns, name and type, as `INFORMATION_SCHEMA` lists them.
 pub fn columns_query(schema: &str, name: &str) -> String {
     format!(
@@ -256,6 +270,19 @@ mod tests {
     use crate::tables::DEAD_LETTERS;
     use crate::tables::tests::one_of_each;
     use iot_model::{EventKind, Topics};
+
+    #[test]
+    fn the_three_views_are_statements_of_their_own() {
+        let views = views("iot_stream");
+        assert_eq!(views.len(), 3, "{views:#?}");
+        for (view, name) in views.iter().zip(["LATEST_POSITIONS", "TRIPS", "INCIDENTS"]) {
+            assert!(
+                view.starts_with(&format!("CREATE OR REPLACE VIEW \"IOT_STREAM\".\"{name}\"")),
+                "{view}"
+            );
+            assert!(!view.contains('{') && !view.contains("--"), "{view}");
+        }
+    }
 
     #[test]
     fn names_are_quoted_upper_case_and_strings_escaped() {
