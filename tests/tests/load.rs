@@ -338,41 +338,22 @@ fn a_locked_file_exits_75_and_nothing_is_lost() {
         "300",
     ]);
 
-    // Another process holds the file, as DBeaver does while connected.
-    let holder = duckdb::Connection::open(&f.db).unwrap();
-    let started = Instant::now();
-    let output = f.load(&["--lock-timeout", "2s"]);
-    assert_eq!(
-        output.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(started.elapsed() < Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("in use by another program") && stderr.contains("PID"),
-        "{stderr}"
-    );
-    drop(holder);
-
-    // A reader, as DBeaver is when it opens the file read-only: it shares the
-    // file with other readers, not with a writer.
-    let reader = duckdb::Connection::open_with_flags(
-        &f.db,
-        duckdb::Config::default()
-            .access_mode(duckdb::AccessMode::ReadOnly)
-            .unwrap(),
-    )
-    .unwrap();
-    let output = f.load(&["--lock-timeout", "1s"]);
-    assert_eq!(
-        output.status.code(),
-        Some(75),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    drop(reader);
+    // Another process holds the file, as DBeaver does while connected: writing, or
+    // only reading (a read-only open shares the file with readers, not a writer).
+    for mode in [duckdb::AccessMode::ReadWrite, duckdb::AccessMode::ReadOnly] {
+        let config = duckdb::Config::default().access_mode(mode).unwrap();
+        let holder = duckdb::Connection::open_with_flags(&f.db, config).unwrap();
+        let started = Instant::now();
+        let output = f.load(&["--lock-timeout", "2s"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(75), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(
+            stderr.contains("in use by another program") && stderr.contains("PID"),
+            "{stderr}"
+        );
+        drop(holder);
+    }
 
     assert_success(&f.load(&[]));
     assert_eq!(f.rows() as u64, second);
