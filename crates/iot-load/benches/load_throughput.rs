@@ -111,7 +111,7 @@ fn decode_and_append(n: usize) {
             partition: 0,
             offset: offset as i64,
             timestamp: None,
-            key: Some(key.clone().into_bytes()),
+            key: Some(iot_load::batch::Key::Text(key.clone())),
         };
         batch.add(&topics, topics.name(*kind), meta, Some(payload));
         if batch.len() >= policy.max_messages {

@@ -14,23 +14,41 @@ pub struct KafkaMeta {
     pub partition: i32,
     pub offset: i64,
     pub timestamp: Option<Timestamp>,
-    /// The message key, byte for byte.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Key>,
+}
+
+/// A message key, byte for byte: text where it is UTF-8 (as the simulator's device
+/// ids are), else the bytes. Told apart once, when the message is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Key {
+    pub fn new(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Key::Text(text.to_owned()),
+            Err(_) => Key::Bytes(bytes.to_vec()),
+        }
+    }
 }
 
 impl KafkaMeta {
-    /// The key as text, where it is UTF-8 (as the simulator's device ids are).
+    /// The key as text, where it is UTF-8.
     pub fn key_text(&self) -> Option<&str> {
-        self.key
-            .as_deref()
-            .and_then(|k| std::str::from_utf8(k).ok())
+        match &self.key {
+            Some(Key::Text(text)) => Some(text),
+            _ => None,
+        }
     }
 
     /// The key's bytes, where it is not UTF-8 and so has no text.
     pub fn key_bytes(&self) -> Option<&[u8]> {
-        self.key
-            .as_deref()
-            .filter(|k| std::str::from_utf8(k).is_err())
+        match &self.key {
+            Some(Key::Bytes(bytes)) => Some(bytes),
+            _ => None,
+        }
     }
 }
 
@@ -208,7 +226,7 @@ mod tests {
             partition: 0,
             offset,
             timestamp: None,
-            key: Some(b"k".to_vec()),
+            key: Some(Key::new(b"k")),
         }
     }
 

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::batch::{Batch, KafkaMeta, PartitionKey};
+use crate::batch::{Batch, KafkaMeta, Key, PartitionKey};
 use crate::destination::{PartitionRange, StoredOffsets};
 
 #[derive(Debug, thiserror::Error)]
@@ -277,7 +277,7 @@ impl KafkaSource {
                 .timestamp()
                 .to_millis()
                 .and_then(Timestamp::from_millis),
-            key: message.key().map(<[u8]>::to_vec),
+            key: message.key().map(Key::new),
         };
         let topic = message.topic();
         let mut too_old = false;

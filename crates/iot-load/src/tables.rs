@@ -345,7 +345,7 @@ pub(crate) mod tests {
                 partition: 3,
                 offset: 17,
                 timestamp: None,
-                key: Some(b"k".to_vec()),
+                key: Some(crate::batch::Key::new(b"k")),
             },
             event,
             extra: None,
@@ -432,7 +432,7 @@ pub(crate) mod tests {
         let mut row = row(one_of_each().remove(0));
         assert_eq!(value(&row, "_kafka_key"), Cell::Text(Some("k")));
         assert_eq!(value(&row, "_kafka_key_bytes"), Cell::Bytes(None));
-        row.kafka.key = Some(b"\x00\xff".to_vec());
+        row.kafka.key = Some(crate::batch::Key::new(b"\x00\xff"));
         assert_eq!(value(&row, "_kafka_key"), Cell::Text(None));
         assert_eq!(
             value(&row, "_kafka_key_bytes"),

@@ -211,7 +211,7 @@ mod tests {
                 partition: 2,
                 offset: offset as i64,
                 timestamp: Some(Timestamp::now()),
-                key: Some(event.device_id().to_string().into_bytes()),
+                key: Some(crate::batch::Key::Text(event.device_id().to_string())),
             };
             batch.add(&topics, topics.name(event.kind()), kafka, Some(&json));
         }
