@@ -1069,3 +1069,81 @@ fn ten_thousand_malformed_messages_among_a_hundred_thousand_valid_ones() {
     assert!(dead > 9_000, "{dead} dead letters");
     assert!(f.rows() >= valid as i64, "valid events are missing");
 }
+
+/// A killed `simulate` leaves what it had delivered; running the same seed again
+/// sends every event again, as new messages. `load` stores each message once (no
+/// offset twice): the events the killed run had sent are there twice under the
+/// same id, and every id of the full run is there.
+#[test]
+fn a_killed_simulation_rerun_with_its_seed_resends_and_nothing_else_doubles() {
+    let f = Fixture::new();
+    let args = [
+        "--from",
+        "Potsdam",
+        "--to",
+        "Leipzig",
+        "--vehicles",
+        "30",
+        "--stagger",
+        "5s",
+        "--duration",
+        "15m",
+        "--seed",
+        "21",
+    ];
+    for (_, topic) in f.topics.iter() {
+        create_topic(&f.bootstrap, topic, 3);
+    }
+    let mut killed = binary("simulate")
+        .args(["--speed", "max", "--bootstrap-servers", &f.bootstrap])
+        .args(topic_args(&f.topics))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("simulate starts");
+    // Killed once it has delivered something, in the middle of sending.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_topic(&f.bootstrap, &f.topics.vehicle).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "simulate delivered nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    killed.kill().expect("simulate can be killed");
+    killed.wait().expect("simulate is reaped");
+    let left: u64 = f
+        .topics
+        .iter()
+        .map(|(_, t)| read_topic(&f.bootstrap, t).len() as u64)
+        .sum();
+
+    let total = f.simulate(&args);
+    let full = total - left;
+    assert!(
+        left > 0 && left < full,
+        "killed after {left} of {full} events"
+    );
+
+    assert_success(&f.load(&[]));
+    assert_each_offset_once(&f.db);
+    assert_eq!(f.rows() as u64, total);
+    let distinct: i64 = EventKind::ALL
+        .iter()
+        .map(|k| {
+            query_i64(
+                &f.db,
+                &format!(
+                    "SELECT count(DISTINCT id) FROM iot_stream.{}",
+                    k.default_topic()
+                ),
+            )
+        })
+        .sum();
+    assert_eq!(
+        distinct as u64, full,
+        "the re-sent events are the killed run's, by id"
+    );
+}
