@@ -476,13 +476,20 @@ print(json.dumps([[text(v) for v in row] for row in rows]))
     }
 }
 
+/// `simulate --speed max` into `topics` at `bootstrap`, with `args`, not started.
+pub fn simulate_command(bootstrap: &str, topics: &Topics, args: &[&str]) -> Command {
+    let mut command = binary("simulate");
+    command
+        .args(["--speed", "max", "--bootstrap-servers", bootstrap])
+        .args(topic_args(topics))
+        .args(args);
+    command
+}
+
 /// Runs simulate at full speed into `topics`; returns the number of events sent.
 pub fn simulate(bootstrap: &str, topics: &Topics, args: &[&str]) -> u64 {
     let output = run(
-        binary("simulate")
-            .args(["--speed", "max", "--bootstrap-servers", bootstrap])
-            .args(topic_args(topics))
-            .args(args),
+        &mut simulate_command(bootstrap, topics, args),
         Duration::from_secs(300),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);

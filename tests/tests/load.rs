@@ -9,8 +9,8 @@ use iot_model::{EventKind, Topics};
 use iot_tests::{
     PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, delete_records,
     delete_topics, duplicated_offsets_sql, finish, group_lag, kill_at_random_points, produce,
-    query_i64, query_strings, read_topic, run, scratch_dir, simulate, tansu_bootstrap, topic_args,
-    unique_topics,
+    query_i64, query_strings, read_topic, run, scratch_dir, simulate, simulate_command,
+    tansu_bootstrap, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -59,10 +59,23 @@ impl Fixture {
     }
 
     fn count(&self, table: &str) -> i64 {
+        self.aggregate(table, "count(*)")
+    }
+
+    /// One aggregate over a table.
+    fn aggregate(&self, table: &str, aggregate: &str) -> i64 {
         query_i64(
             &self.db,
-            &format!("SELECT count(*) FROM iot_stream.{table}"),
+            &format!("SELECT {aggregate} FROM iot_stream.{table}"),
         )
+    }
+
+    /// Distinct event ids over the five tables.
+    fn distinct_ids(&self) -> i64 {
+        EventKind::ALL
+            .iter()
+            .map(|k| self.aggregate(k.default_topic(), "count(DISTINCT id)"))
+            .sum()
     }
 
     fn rows(&self) -> i64 {
@@ -951,10 +964,10 @@ fn a_broker_killed_mid_load_loses_nothing() {
 fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
     let broker = PrivateBroker::start();
     let f = Fixture::on(broker.bootstrap.clone());
-    let simulate = binary("simulate")
-        .args(["--speed", "max", "--bootstrap-servers", &f.bootstrap])
-        .args(topic_args(&f.topics))
-        .args([
+    let simulate = simulate_command(
+        &f.bootstrap,
+        &f.topics,
+        &[
             "--from",
             "Berlin",
             "--to",
@@ -967,11 +980,12 @@ fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
             "20m",
             "--seed",
             "11",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("simulate starts");
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("simulate starts");
     std::thread::sleep(Duration::from_secs(3));
     broker.kill();
     std::thread::sleep(Duration::from_secs(5));
@@ -989,18 +1003,7 @@ fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
     assert_success(&f.load(&[]));
     assert_each_offset_once(&f.db);
     assert_eq!(f.rows() as u64, delivered, "{stderr}");
-    let distinct: i64 = EventKind::ALL
-        .iter()
-        .map(|k| {
-            query_i64(
-                &f.db,
-                &format!(
-                    "SELECT count(DISTINCT id) FROM iot_stream.{}",
-                    k.default_topic()
-                ),
-            )
-        })
-        .sum();
+    let distinct = f.distinct_ids();
     assert_eq!(distinct, f.rows(), "an event was written twice");
 }
 
@@ -1094,10 +1097,7 @@ fn a_killed_simulation_rerun_with_its_seed_resends_and_nothing_else_doubles() {
     for (_, topic) in f.topics.iter() {
         create_topic(&f.bootstrap, topic, 3);
     }
-    let mut killed = binary("simulate")
-        .args(["--speed", "max", "--bootstrap-servers", &f.bootstrap])
-        .args(topic_args(&f.topics))
-        .args(args)
+    let mut killed = simulate_command(&f.bootstrap, &f.topics, &args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1130,18 +1130,7 @@ fn a_killed_simulation_rerun_with_its_seed_resends_and_nothing_else_doubles() {
     assert_success(&f.load(&[]));
     assert_each_offset_once(&f.db);
     assert_eq!(f.rows() as u64, total);
-    let distinct: i64 = EventKind::ALL
-        .iter()
-        .map(|k| {
-            query_i64(
-                &f.db,
-                &format!(
-                    "SELECT count(DISTINCT id) FROM iot_stream.{}",
-                    k.default_topic()
-                ),
-            )
-        })
-        .sum();
+    let distinct = f.distinct_ids();
     assert_eq!(
         distinct as u64, full,
         "the re-sent events are the killed run's, by id"

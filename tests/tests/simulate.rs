@@ -261,14 +261,18 @@ fn existing_topics_are_left_as_they_are() {
 }
 
 #[test]
-fn an_absurd_tick_is_a_usage_error_that_says_the_range() {
-    for tick in ["0s", "100000000h"] {
+fn an_absurd_tick_or_interval_is_a_usage_error_that_says_why() {
+    for (flag, value, why) in [
+        ("--tick", "0s", "outside 1ms to 1h"),
+        ("--tick", "100000000h", "outside 1ms to 1h"),
+        ("--weather-interval", "0s", "longer than zero"),
+    ] {
         let output = simulate(&[
-            "--from", "Potsdam", "--to", "Leipzig", "--sink", "stdout", "--tick", tick,
+            "--from", "Potsdam", "--to", "Leipzig", "--sink", "stdout", flag, value,
         ]);
-        assert_eq!(output.status.code(), Some(2), "--tick {tick}");
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("outside 1ms to 1h"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
         assert!(output.stdout.is_empty());
     }
 }

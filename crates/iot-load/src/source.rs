@@ -350,8 +350,6 @@ impl KafkaSource {
     }
 }
 
-/// The first offset of a message stamped `at` or later, or None when the partition
-/// holds none yet. An error is an error: guessing here would skip messages.
 /// A consumer that does not hang its program on the way out. Closing a consumer
 /// waits until its group's coordinator has answered the offset commits still
 /// queued, and with the broker gone that never happens. So it is closed on a
@@ -393,6 +391,8 @@ impl Drop for ClosingConsumer {
     }
 }
 
+/// The first offset of a message stamped `at` or later, or None when the partition
+/// holds none yet. An error is an error: guessing here would skip messages.
 fn offset_for_time(
     consumer: &BaseConsumer,
     topic: &str,

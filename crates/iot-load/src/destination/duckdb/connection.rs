@@ -79,7 +79,7 @@ fn lock_holder(message: &str) -> String {
 }
 
 /// A single-quoted SQL string.
-pub fn literal(text: &str) -> String {
+fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
