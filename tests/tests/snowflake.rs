@@ -242,6 +242,10 @@ fn malformed_messages_land_in_dead_letters_with_the_rest_loaded() {
 
 #[test]
 fn a_killed_load_resumes_exactly() {
+    // This test needs the emulator's one added behaviour: a load killed inside its
+    // transaction leaves it open, and the emulator ends it 10 s after its last
+    // request (tests/snowflake/emulator.py), where Snowflake would take hours. Until
+    // then the next load's batches collide with it and are retried.
     let f = Fixture::new();
     let produced = f.simulate(3000);
     let kills = kill_at_random_points(

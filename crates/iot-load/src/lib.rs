@@ -72,6 +72,7 @@ impl LoadError {
             LoadError::Destination(e) => matches!(
                 e,
                 DestinationError::Locked { .. }
+                    | DestinationError::TableLocked { .. }
                     | DestinationError::Unreachable { .. }
                     | DestinationError::Rejected { .. }
             ),
@@ -88,7 +89,9 @@ impl LoadError {
             )) => exit::KAFKA,
             LoadError::Source(e) if e.broker_gone() => exit::KAFKA,
             LoadError::Source(_) => exit::FAILURE,
-            LoadError::Destination(DestinationError::Locked { .. }) => exit::LOCKED,
+            LoadError::Destination(
+                DestinationError::Locked { .. } | DestinationError::TableLocked { .. },
+            ) => exit::LOCKED,
             LoadError::Destination(DestinationError::Rejected { .. }) => exit::REJECTED,
             LoadError::Destination(_) => exit::DESTINATION,
         }

@@ -26,6 +26,19 @@ pub enum DestinationError {
          are read again next time"
     )]
     Locked { path: String, holder: String },
+    #[error(
+        "{table} is locked by another transaction{holder} and stayed locked for the lock timeout. \
+         If the loader that began it is gone, end it with SELECT SYSTEM$ABORT_TRANSACTION(<id>) \
+         (SHOW LOCKS lists the holders) and run load again. Nothing was lost: unwritten \
+         messages are read again next time"
+    )]
+    TableLocked {
+        table: String,
+        /// ` (transaction N)`, when the database named it.
+        holder: String,
+        #[source]
+        source: Cause,
+    },
     #[error("cannot open the database file {path}")]
     Open {
         path: String,
@@ -69,7 +82,9 @@ impl iot_cli::Retriable for DestinationError {
     /// Whether waiting and trying again may help: what the retry policy asks.
     fn is_retriable(&self) -> bool {
         match self {
-            DestinationError::Locked { .. } | DestinationError::Unreachable { .. } => true,
+            DestinationError::Locked { .. }
+            | DestinationError::TableLocked { .. }
+            | DestinationError::Unreachable { .. } => true,
             DestinationError::Write { retriable, .. } => *retriable,
             DestinationError::Open { .. }
             | DestinationError::Rejected { .. }

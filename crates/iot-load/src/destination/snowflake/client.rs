@@ -185,11 +185,11 @@ pub fn is_transient(error: &SnowflakeApiError) -> bool {
         }
         // 000603: SQL execution internal error; 000625, 000630: lock waits and
         // statement queues Snowflake gave up on; 261000: the request failed with an
-        // HTTP error status (the code the Go and Python drivers give it). And
-        // conflicts between concurrent transactions.
-        SnowflakeApiError::ApiError(code, message) => {
+        // HTTP error status (the code the Go and Python drivers give it). Decided by
+        // the code alone: a statement refused for what it says fails the same way
+        // every time, whatever words ("conflict", "timeout") its message uses.
+        SnowflakeApiError::ApiError(code, _) => {
             matches!(code.as_str(), "000603" | "000625" | "000630" | "261000")
-                || message.to_lowercase().contains("conflict")
         }
         _ => false,
     }
@@ -219,6 +219,26 @@ pub fn explain(
     use snowflake_api::connection::ConnectionError;
     if let Some((code, message)) = code_and_message(&error) {
         let lower = message.to_lowercase();
+        // "Statement '…' has locked table 'T' in transaction 17… and this lock has not
+        // yet been released. Your statement '…' was aborted because …"
+        if code == "000625" || lower.contains("has locked table") {
+            let holder = message
+                .split("in transaction ")
+                .nth(1)
+                .map(|rest| {
+                    rest.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                })
+                .filter(|id| !id.is_empty())
+                .map(|id| format!(" (transaction {id})"))
+                .unwrap_or_default();
+            return DestinationError::TableLocked {
+                table: what.to_owned(),
+                holder,
+                source: error.into(),
+            };
+        }
         let setting = match code.as_str() {
             "390100" | "390422" => Some(format!(
                 "{}, {} or {}",
@@ -370,5 +390,49 @@ mod tests {
             ),
             DestinationError::Write { .. }
         ));
+    }
+
+    #[test]
+    fn a_lock_held_by_another_transaction_names_it_and_how_to_end_it() {
+        let options = SnowflakeOptions::new(
+            "xy12345".into(),
+            "loader".into(),
+            SnowflakeAuth::Password("secret".into()),
+            "IOT".into(),
+        );
+        let error = explain(
+            &options,
+            "_commit_turn",
+            SnowflakeApiError::ApiError(
+                "000625".into(),
+                "Statement '01bb1644-0513' has locked table '_COMMIT_TURN' in transaction \
+                 1742288905053000000 and this lock has not yet been released. Your statement \
+                 '01bb1644-0514' was aborted because the lock timeout was exceeded."
+                    .into(),
+            ),
+        );
+        let message = error.to_string();
+        assert!(
+            matches!(error, DestinationError::TableLocked { .. }),
+            "{error:?}"
+        );
+        assert!(message.contains("_commit_turn"), "{message}");
+        assert!(
+            message.contains("transaction 1742288905053000000"),
+            "{message}"
+        );
+        assert!(message.contains("SYSTEM$ABORT_TRANSACTION"), "{message}");
+        assert!(iot_cli::Retriable::is_retriable(&error));
+    }
+
+    #[test]
+    fn a_refused_statement_is_not_retried_whatever_its_message_says() {
+        let refused = SnowflakeApiError::ApiError(
+            "100072".into(),
+            "NULL result in a non-nullable column: conflict with the table's definition".into(),
+        );
+        assert!(!is_transient(&refused));
+        let internal = SnowflakeApiError::ApiError("000603".into(), "internal error".into());
+        assert!(is_transient(&internal));
     }
 }

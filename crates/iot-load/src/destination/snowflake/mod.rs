@@ -147,6 +147,11 @@ impl Snowflake {
                     source: e.into(),
                 })?;
             let api = client::connect(&self.options)?;
+            // The lock wait ends within the batch's retry time and before the request's.
+            let wait = self.options.retry_for.min(self.options.request_timeout);
+            runtime
+                .block_on(api.exec(&sql::lock_timeout(wait)))
+                .map_err(|e| client::explain(&self.options, "the session", e))?;
             self.session = Some(Session { runtime, api });
         }
         let session = self.session.as_ref().expect("connected above");

@@ -7,6 +7,8 @@
 //! Names are upper case and quoted, as Snowflake stores unquoted names, so that
 //! users can query `iot_stream.gps_data` without quotes.
 
+use std::time::Duration;
+
 use iot_model::Timestamp;
 
 use crate::batch::{OffsetRange, PartitionKey};
@@ -197,6 +199,14 @@ fn chunked(head: &str, tuples: impl Iterator<Item = String>, max_bytes: usize) -
         statements.push(current);
     }
     statements
+}
+
+/// How long a statement of this session waits for a lock another transaction holds
+/// (Snowflake's default is 12 hours). A loader killed while holding the commit turn
+/// leaves its transaction open until Snowflake aborts it, hours later; with this the
+/// next loader gives up after `wait` and says how to end that transaction.
+pub fn lock_timeout(wait: Duration) -> String {
+    format!("ALTER SESSION SET LOCK_TIMEOUT = {}", wait.as_secs().max(1))
 }
 
 /// Takes this commit's turn: see `_commit_turn` in [`create_tables`].
