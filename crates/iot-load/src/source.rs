@@ -10,6 +10,7 @@ use iot_kafka::{KafkaError, KafkaSettings};
 use iot_model::{Timestamp, Topics};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::batch::{Batch, KafkaMeta, Key, PartitionKey};
@@ -42,6 +43,16 @@ pub enum SourceError {
         source: rdkafka::error::KafkaError,
     },
     #[error(
+        "a partition's next offset is no longer on the broker (its messages were deleted by \
+         retention, or its log was truncated). load stops rather than move on by itself: run it \
+         again, and it records what is gone in _loads.gaps and reads on from the earliest \
+         message left"
+    )]
+    OutOfRange {
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
         "no message arrived for {idle:?} although {behind} messages are still below the high \
          watermarks read at the start; what was read is committed. Check the broker's health \
          and run load again"
@@ -59,6 +70,29 @@ impl SourceError {
                 if matches!(source.rdkafka_error_code(), Some(AllBrokersDown | BrokerTransportFailure))
         )
     }
+}
+
+/// Whether a consumer error is one librdkafka recovers from by itself, retrying the
+/// fetch: leadership moving, a request timing out, a replica not ready.
+fn passing(error: &rdkafka::error::KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RequestTimedOut
+                | NotLeaderForPartition
+                | LeaderNotAvailable
+                | ReplicaNotAvailable
+                | KafkaStorageError
+                | NotEnoughReplicas
+                | NotEnoughReplicasAfterAppend
+                | FencedLeaderEpoch
+                | UnknownLeaderEpoch
+                | OffsetNotAvailable
+                | NetworkException
+                | PreferredLeaderNotAvailable
+        )
+    )
 }
 
 /// Where to start partitions the destination has no offset for.
@@ -115,7 +149,10 @@ impl KafkaSource {
             ("group.id", group_id),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
+            // Every partition is assigned at an offset load chose. Should the broker no
+            // longer have it, librdkafka would move on to the earliest message (loading
+            // stored ones again) or the latest (passing over some): "error" stops instead.
+            ("auto.offset.reset", "error"),
             // Bounds librdkafka's read-ahead per partition, and so our memory.
             ("queued.max.messages.kbytes", "8192"),
         ] {
@@ -266,10 +303,23 @@ impl KafkaSource {
         let Some(result) = self.consumer.poll(timeout) else {
             return Ok(false);
         };
-        let message = result.map_err(|e| SourceError::Read {
-            what: "messages".into(),
-            source: e,
-        })?;
+        let message = match result {
+            Ok(message) => message,
+            Err(e) if passing(&e) => {
+                // librdkafka tries the request again by itself; it only tells us.
+                tracing::warn!(error = %e, "Kafka answered a fetch with an error that passes");
+                return Ok(false);
+            }
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) => {
+                return Err(SourceError::OutOfRange { source: e });
+            }
+            Err(e) => {
+                return Err(SourceError::Read {
+                    what: "messages".into(),
+                    source: e,
+                });
+            }
+        };
         let meta = KafkaMeta {
             partition: message.partition(),
             offset: message.offset(),
@@ -286,7 +336,18 @@ impl KafkaSource {
             .iter_mut()
             .find(|p| p.partition == meta.partition && p.topic == topic)
         {
-            p.next = p.next.max(meta.offset + 1);
+            if meta.offset < p.next {
+                // Read already: in this batch, an earlier one, or the destination.
+                tracing::warn!(
+                    topic,
+                    partition = meta.partition,
+                    offset = meta.offset,
+                    next = p.next,
+                    "Kafka delivered a message again; it is not loaded twice"
+                );
+                return Ok(true);
+            }
+            p.next = meta.offset + 1;
             too_old = p
                 .not_before
                 .is_some_and(|t| meta.timestamp.is_some_and(|m| m < t));
