@@ -58,11 +58,23 @@ fn reachable(servers: String, variable: &str, start: &str) -> String {
     servers
 }
 
+/// The clone the tests run in. Asked at run time (cargo sets the variable when it
+/// runs a test): clones sharing one build cache can share a test binary, and the
+/// path compiled into it may be another clone's, since deleted.
+pub fn repo() -> PathBuf {
+    let tests = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    tests
+        .parent()
+        .expect("the tests crate sits in the repository")
+        .to_path_buf()
+}
+
 /// Runs one of Apache Kafka's own tools (`kafka-topics`, `kafka-consumer-groups`,
 /// `kafka-delete-records`, ...) against `bootstrap`, through `scripts/broker.sh`;
 /// returns what it printed. Software we did not write, to check what we claim.
 pub fn kafka_tool(bootstrap: &str, tool: &str, args: &[&str]) -> String {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/broker.sh");
+    let script = repo().join("scripts/broker.sh");
     let output = run(
         Command::new(script)
             .arg(tool)
@@ -597,7 +609,7 @@ impl PrivateBroker {
     }
 
     fn script(&self, command: &str) -> Output {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/broker.sh");
+        let script = repo().join("scripts/broker.sh");
         run(
             Command::new(script)
                 .arg(command)

@@ -597,7 +597,7 @@ fn read_with_duckdb_1_4(db: &Path) -> (i64, i64) {
 #[test]
 fn a_file_written_by_the_duckdb_2_0_loader_loads_on() {
     let f = Fixture::new();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/duckdb-2.0-loader.duckdb");
+    let fixture = iot_tests::repo().join("tests/fixtures/duckdb-2.0-loader.duckdb");
     std::fs::copy(&fixture, &f.db).expect("the fixture is readable");
     let extra_type = "SELECT data_type FROM information_schema.columns \
                       WHERE table_name = 'gps_data' AND column_name = '_extra'";

@@ -399,8 +399,7 @@ fn help_documents_every_variable_of_the_example_env() {
         String::from_utf8_lossy(&simulate.stdout),
         String::from_utf8_lossy(&load.stdout)
     );
-    let example =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example")).unwrap();
+    let example = std::fs::read_to_string(iot_tests::repo().join(".env.example")).unwrap();
     let variables: Vec<&str> = example
         .lines()
         .map(|l| l.trim_start_matches('#'))
