@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The long form of the fault tests, by one command: the decoders' property tests
 # (arbitrary bytes, mutated valid events) with PROPTEST_CASES cases each (default
-# 200,000), then the crash loop (load killed with SIGKILL at random points) with
-# IOT_CRASH_KILLS runs (default 200) against a private local broker (Apache Kafka
+# 200,000), then the crash loops (load, and simulate, killed with SIGKILL at random
+# points) with IOT_CRASH_KILLS runs each (default 200) against a private local broker (Apache Kafka
 # where Java is found; BROKER=tansu for tansu). The suite runs the short forms.
 set -euo pipefail
 
@@ -20,5 +20,5 @@ echo "faults: property tests, $PROPTEST_CASES cases each, took $((SECONDS - star
 
 started=$SECONDS
 cargo build --workspace --quiet
-scripts/broker.sh with sh -c 'IOT_TEST_BOOTSTRAP=$BROKER_BOOTSTRAP exec cargo test -p iot-tests --test load -- killed_loads_resume_exactly'
-echo "faults: crash loop, $IOT_CRASH_KILLS runs of load, took $((SECONDS - started)) s"
+scripts/broker.sh with sh -c 'IOT_TEST_BOOTSTRAP=$BROKER_BOOTSTRAP exec cargo test -p iot-tests --test load -- killed_loads_resume_exactly killed_simulations_rerun'
+echo "faults: crash loops, $IOT_CRASH_KILLS runs of load and of simulate, took $((SECONDS - started)) s"

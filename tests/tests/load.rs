@@ -272,14 +272,10 @@ fn malformed_messages_land_in_dead_letters_and_the_rest_loads() {
 /// The crash loop: `load` killed with SIGKILL at random points (while fetching,
 /// decoding, appending or committing) again and again over a backlog of some
 /// 150,000 messages, checked after every kill, then run to the end: every message
-/// once. `IOT_CRASH_KILLS` sets how many runs are started (20 by default;
-/// `scripts/crash-loop.sh` runs a longer form).
+/// once. `IOT_CRASH_KILLS` sets how many runs are started.
 #[test]
 fn killed_loads_resume_exactly() {
-    let runs: usize = std::env::var("IOT_CRASH_KILLS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20);
+    let runs = crash_runs();
     let vehicles = (runs * 2).max(40).to_string();
     let f = Fixture::new();
     let produced = f.simulate(&[
@@ -1073,12 +1069,14 @@ fn ten_thousand_malformed_messages_among_a_hundred_thousand_valid_ones() {
     assert!(f.rows() >= valid as i64, "valid events are missing");
 }
 
-/// A killed `simulate` leaves what it had delivered; running the same seed again
-/// sends every event again, as new messages. `load` stores each message once (no
-/// offset twice): the events the killed run had sent are there twice under the
-/// same id, and every id of the full run is there.
+/// The crash loop of `simulate`: started again and again with the same seed and
+/// killed with SIGKILL at random points while sending, then run to its end. A killed
+/// run leaves what it had delivered; each rerun sends every event again, as new
+/// messages. `load` stores each message once (no offset twice): the events the
+/// killed runs had sent are there again under the same ids, and the ids are exactly
+/// those of one full run. `IOT_CRASH_KILLS` sets how many runs are killed.
 #[test]
-fn a_killed_simulation_rerun_with_its_seed_resends_and_nothing_else_doubles() {
+fn killed_simulations_rerun_with_their_seed_resend_and_nothing_else_doubles() {
     let f = Fixture::new();
     let args = [
         "--from",
@@ -1097,23 +1095,18 @@ fn a_killed_simulation_rerun_with_its_seed_resends_and_nothing_else_doubles() {
     for (_, topic) in f.topics.iter() {
         create_topic(&f.bootstrap, topic, 3);
     }
-    let mut killed = simulate_command(&f.bootstrap, &f.topics, &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("simulate starts");
-    // Killed once it has delivered something, in the middle of sending.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while read_topic(&f.bootstrap, &f.topics.vehicle).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "simulate delivered nothing in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    killed.kill().expect("simulate can be killed");
-    killed.wait().expect("simulate is reaped");
+    let runs = crash_runs();
+    let kills = kill_at_random_points(
+        || simulate_command(&f.bootstrap, &f.topics, &args),
+        runs,
+        Duration::from_millis(300),
+        Duration::from_millis(1200),
+        || {},
+    );
+    assert!(
+        kills >= runs * 3 / 4,
+        "only {kills} of {runs} runs were still sending when killed"
+    );
     let left: u64 = f
         .topics
         .iter()
@@ -1123,16 +1116,25 @@ fn a_killed_simulation_rerun_with_its_seed_resends_and_nothing_else_doubles() {
     let total = f.simulate(&args);
     let full = total - left;
     assert!(
-        left > 0 && left < full,
-        "killed after {left} of {full} events"
+        left > 0 && left < full * runs as u64,
+        "the killed runs left {left} events, a full run has {full}"
     );
 
     assert_success(&f.load(&[]));
     assert_each_offset_once(&f.db);
     assert_eq!(f.rows() as u64, total);
-    let distinct = f.distinct_ids();
     assert_eq!(
-        distinct as u64, full,
-        "the re-sent events are the killed run's, by id"
+        f.distinct_ids() as u64,
+        full,
+        "the re-sent events are the full run's, by id"
     );
+}
+
+/// Runs of a crash loop: `IOT_CRASH_KILLS`, 20 by default (`scripts/faults.sh`
+/// runs 200).
+fn crash_runs() -> usize {
+    std::env::var("IOT_CRASH_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20)
 }
