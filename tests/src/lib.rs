@@ -309,6 +309,19 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
     finish(child, limit)
 }
 
+/// Sends SIGINT (Ctrl-C) to a child.
+pub fn interrupt(child: &std::process::Child) {
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(
+        signalled.success(),
+        "the child (pid {}) is gone",
+        child.id()
+    );
+}
+
 /// Waits for a child spawned with piped output, for at most `limit` from now, and
 /// collects what it printed; kills it and fails the test if it takes longer.
 pub fn finish(mut child: std::process::Child, limit: Duration) -> Output {
@@ -388,6 +401,14 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     runtime
         .block_on(settings.ensure_topics(&[topic], partitions, 1))
         .expect("the topic can be created");
+}
+
+/// Creates whichever of the five topics do not exist yet (load refuses to start on
+/// a missing one), with `partitions` each.
+pub fn create_topics(bootstrap: &str, topics: &Topics, partitions: i32) {
+    for (_, topic) in topics.iter() {
+        create_topic(bootstrap, topic, partitions);
+    }
 }
 
 /// The DuckDB file, attached read-only, as the tests read it.

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, delete_records,
-    delete_topics, duplicated_offsets_sql, finish, group_lag, kill_at_random_points, produce,
-    query_i64, query_strings, read_topic, run, scratch_dir, simulate, simulate_command,
-    tansu_bootstrap, topic_args, unique_topics,
+    PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, create_topics,
+    delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag,
+    kill_at_random_points, produce, query_i64, query_strings, read_topic, run, scratch_dir,
+    simulate, simulate_command, tansu_bootstrap, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -175,7 +175,7 @@ fn loads_everything_once_and_a_second_run_adds_nothing() {
 #[test]
 fn malformed_messages_land_in_dead_letters_and_the_rest_loads() {
     let f = Fixture::new();
-    create_topic(&f.bootstrap, &f.topics.gps, 1);
+    create_topics(&f.bootstrap, &f.topics, 1);
     let good = r#"{"schema_version":1,"id":"6f1c2f9e-6a59-4f0e-9a43-2f1d1f0c9b11","device_id":"0d7c6b8a-1f2e-4d3c-8b7a-6f5e4d3c2b1a","trip_id":"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d","timestamp":"2026-11-26T09:30:00.250Z","lat":52.39,"lon":13.06,"speed_kmh":48.2,"heading_deg":181.5,"accuracy_m":3.0}"#;
     let extended = good.replacen('{', r#"{"satellites":9,"#, 1);
     let impossible = good.replace("52.39", "123.0");
@@ -298,7 +298,9 @@ fn killed_loads_resume_exactly() {
     );
 
     let kills = kill_at_random_points(
-        || f.load_command(&["--batch-size", "1000"]),
+        // A fixed member id, as a cron job would use: each run takes the killed
+        // run's partitions back at once instead of waiting for its session to end.
+        || f.load_command(&["--batch-size", "1000", "--instance-id", "crash-loop"]),
         runs,
         Duration::from_millis(300),
         Duration::from_millis(1500),
@@ -313,7 +315,7 @@ fn killed_loads_resume_exactly() {
         "only {kills} of {runs} loads were still running when killed"
     );
 
-    assert_success(&f.load(&[]));
+    assert_success(&f.load(&["--instance-id", "crash-loop"]));
     assert_each_offset_once(&f.db);
     assert_eq!(f.rows() as u64, produced, "messages are missing");
     assert_eq!(
@@ -1010,7 +1012,7 @@ fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
 #[test]
 fn ten_thousand_malformed_messages_among_a_hundred_thousand_valid_ones() {
     let f = Fixture::new();
-    create_topic(&f.bootstrap, &f.topics.gps, 1);
+    create_topics(&f.bootstrap, &f.topics, 1);
     let valid = f.simulate(&[
         "--from",
         "Berlin",

@@ -2,14 +2,14 @@
 //! Snowflake emulator (fakesnow), read back through the Python Snowflake connector.
 //! The emulator writes about 600 rows/s, so the volumes here are small.
 
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    RawMessage, SnowflakeEmulator, assert_success, binary, bootstrap, create_topic,
-    duplicated_offsets_sql, kill_at_random_points, produce, read_topic, run, simulate, snowflake,
-    topic_args, unique_topics,
+    RawMessage, SnowflakeEmulator, assert_success, binary, bootstrap, create_topics,
+    duplicated_offsets_sql, group_lag, interrupt, kill_at_random_points, produce, read_topic, run,
+    scratch_dir, simulate, snowflake, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -22,6 +22,7 @@ struct Fixture {
     topics: Topics,
     snowflake: SnowflakeEmulator,
     schema: String,
+    group: String,
 }
 
 impl Fixture {
@@ -32,7 +33,29 @@ impl Fixture {
             topics: unique_topics(),
             snowflake: snowflake(),
             schema: format!("t{}", &run[..12]),
+            group: format!("iot-load-{run}"),
         }
+    }
+
+    /// `max_events` events of a fleet of `vehicles` (their ids key the messages, so
+    /// more vehicles reach more partitions).
+    fn simulate_vehicles(&self, vehicles: u32, max_events: u32) -> u64 {
+        simulate(
+            &self.bootstrap,
+            &self.topics,
+            &[
+                "--from",
+                "Potsdam",
+                "--to",
+                "Leipzig",
+                "--vehicles",
+                &vehicles.to_string(),
+                "--stagger",
+                "2s",
+                "--max-events",
+                &max_events.to_string(),
+            ],
+        )
     }
 
     /// A small fleet's events: a few thousand.
@@ -61,6 +84,11 @@ impl Fixture {
 
     /// `load --dest snowflake` with its requests going to `url`.
     fn load_command_to(&self, url: &str, args: &[&str]) -> Command {
+        self.load_command_in(&self.group, url, args)
+    }
+
+    /// `load --dest snowflake` as a member of consumer group `group`.
+    fn load_command_in(&self, group: &str, url: &str, args: &[&str]) -> Command {
         let mut command = binary("load");
         command
             .args([
@@ -70,6 +98,7 @@ impl Fixture {
                 &self.bootstrap,
             ])
             .args(["--dataset", &self.schema])
+            .args(["--group-id", group])
             .args(["--snowflake-url", url])
             .args(topic_args(&self.topics))
             .args(args)
@@ -194,7 +223,7 @@ fn loads_everything_once_and_a_second_run_adds_nothing() {
 #[test]
 fn malformed_messages_land_in_dead_letters_with_the_rest_loaded() {
     let f = Fixture::new();
-    create_topic(&f.bootstrap, &f.topics.gps, 1);
+    create_topics(&f.bootstrap, &f.topics, 1);
     let good = r#"{"schema_version":1,"id":"6f1c2f9e-6a59-4f0e-9a43-2f1d1f0c9b11","device_id":"0d7c6b8a-1f2e-4d3c-8b7a-6f5e4d3c2b1a","trip_id":"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d","timestamp":"2026-11-26T09:30:00.250Z","lat":52.39,"lon":13.06,"speed_kmh":48.2,"heading_deg":181.5,"accuracy_m":3.0}"#;
     // Quotes and backslashes must survive Snowflake's string literals.
     let extended = good.replacen('{', r#"{"note":"it's \"late\" \\ again","#, 1);
@@ -269,15 +298,18 @@ fn a_killed_load_resumes_exactly() {
 fn two_loaders_racing_over_the_same_partitions_store_each_message_once() {
     let f = Fixture::new();
     let produced = f.simulate(2000);
-    let spawn = || {
-        f.load_command(&["--batch-size", "200"])
+    // Two groups, so that both read every partition: only the offsets'
+    // compare-and-set keeps them from storing a message twice (in one group they
+    // would share the partitions instead: see the scale-out tests).
+    let spawn = |group: &str| {
+        f.load_command_in(group, &f.snowflake.url, &["--batch-size", "200"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
-    let (first, second) = (spawn(), spawn());
+    let (first, second) = (spawn("racer-a"), spawn("racer-b"));
     let stderr: Vec<String> = [first, second]
         .into_iter()
         .map(|child| assert_success(&child.wait_with_output().unwrap()))
@@ -331,4 +363,166 @@ fn an_unreachable_endpoint_is_exit_4_and_the_password_stays_secret() {
         !stderr.contains(PASSWORD) && !stdout.contains(PASSWORD),
         "the password appeared in the output"
     );
+}
+
+// Scale-out: loaders in one consumer group share the topics' partitions.
+
+/// A loader of the fixture's group, its log going to a file.
+struct Loader {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Loader {
+    fn start(f: &Fixture, args: &[&str]) -> Self {
+        let log = scratch_dir().join("load.log");
+        let child = f
+            .load_command(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("load starts");
+        Self { child, log }
+    }
+
+    /// Waits for the loader to end; its exit code and log.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < LIMIT, "a loader did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        (status.code(), log)
+    }
+}
+
+/// The rows a run's summary says it loaded: "Done load …: 1234 rows in …".
+fn rows_loaded(log: &str) -> u64 {
+    log.lines()
+        .find_map(|l| {
+            l.split_once(": ")?
+                .1
+                .split_once(" rows in ")?
+                .0
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no summary in: {log}"))
+}
+
+/// Every partition of the group has its committed offset at the end of the
+/// partition, as Kafka's own `kafka-consumer-groups` reports it.
+fn assert_no_lag(f: &Fixture) {
+    let lags = group_lag(&f.bootstrap, &f.group);
+    assert!(!lags.is_empty(), "the group {} has no offsets", f.group);
+    for (topic, partition, lag) in lags {
+        let end = f.partition_end(&topic, partition);
+        assert!(
+            lag == Some(0) || (lag.is_none() && end == 0),
+            "{topic} {partition}: lag {lag:?} (end {end})"
+        );
+    }
+}
+
+impl Fixture {
+    /// The high watermark of a partition.
+    fn partition_end(&self, topic: &str, partition: i32) -> i64 {
+        read_topic(&self.bootstrap, topic)
+            .iter()
+            .filter(|m| m.partition == partition)
+            .count() as i64
+    }
+
+    /// Waits until the tables hold `rows` rows, or fails after `limit`.
+    fn wait_for_rows(&self, rows: u64, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let loaded = self.rows() as u64;
+            if loaded >= rows {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "only {loaded} of {rows} rows loaded after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Three loaders of one group over six partitions per topic, following: one is
+/// killed with SIGKILL half way, another starts late. The group moves the killed
+/// loader's partitions to the others (after its 10 s session), each carries on
+/// from the stored offsets, and every message is loaded exactly once, by loaders
+/// that each loaded some; the group's committed offsets end with no lag. (The
+/// killed loader's open Snowflake transaction is ended by the emulator 10 s after
+/// its last request, as Snowflake would end it, later.)
+#[test]
+fn loaders_in_one_group_share_the_partitions_and_survive_a_killed_one() {
+    let f = Fixture::new();
+    create_topics(&f.bootstrap, &f.topics, 6);
+    let follow = ["--follow", "--batch-size", "150"];
+    let first = f.simulate_vehicles(24, 1200);
+    let killed = Loader::start(&f, &follow);
+    let survivor = Loader::start(&f, &follow);
+    f.wait_for_rows(first / 3, LIMIT);
+    let mut killed = killed;
+    killed.child.kill().expect("the loader can be killed");
+    killed.child.wait().expect("the killed loader is reaped");
+
+    let late = Loader::start(&f, &follow);
+    // Returns what the topics hold: both runs' events.
+    let total = f.simulate_vehicles(24, 1200);
+    f.wait_for_rows(total, LIMIT);
+    // Let the last commits reach the group before the loaders go.
+    std::thread::sleep(Duration::from_secs(2));
+    interrupt(&survivor.child);
+    interrupt(&late.child);
+    let (survivor_exit, survivor_log) = survivor.finish();
+    let (late_exit, late_log) = late.finish();
+    assert_eq!(survivor_exit, Some(0), "{survivor_log}");
+    assert_eq!(late_exit, Some(0), "{late_log}");
+    assert!(rows_loaded(&survivor_log) > 0, "{survivor_log}");
+    assert!(
+        rows_loaded(&late_log) > 0,
+        "the late loader got no share: {late_log}"
+    );
+    assert!(
+        late_log.contains("partitions given by the group"),
+        "{late_log}"
+    );
+
+    f.assert_each_offset_once();
+    assert_eq!(f.rows() as u64, total);
+    assert_no_lag(&f);
+}
+
+/// Cron mode: three loaders of one group started together on a backlog each load
+/// a share, all exit 0, and together they load every message once.
+#[test]
+fn cron_loaders_started_together_each_load_a_share() {
+    let f = Fixture::new();
+    create_topics(&f.bootstrap, &f.topics, 6);
+    let produced = f.simulate_vehicles(24, 2400);
+    let loaders: Vec<Loader> = (0..3)
+        .map(|_| Loader::start(&f, &["--batch-size", "150"]))
+        .collect();
+    let mut loaded = 0;
+    for loader in loaders {
+        let (exit, log) = loader.finish();
+        assert_eq!(exit, Some(0), "{log}");
+        let rows = rows_loaded(&log);
+        assert!(rows > 0, "a loader got no share: {log}");
+        loaded += rows;
+    }
+    assert_eq!(loaded, produced);
+    f.assert_each_offset_once();
+    assert_eq!(f.rows() as u64, produced);
+    assert_no_lag(&f);
 }

@@ -2,16 +2,17 @@
 //! error says trying again may help ([`Retriable::is_retriable`]), after pauses that
 //! double from `first` up to `max` (or as long as the other side asked, up to
 //! `max`), for at most `attempts` attempts and no attempt starting after `limit`.
+//! Each pause is drawn between half and all of that, so that loaders which collided
+//! do not collide again in step.
 //! A DuckDB file locked by DBeaver, a Snowflake batch that failed in passing and a
 //! busy OpenRouteService all go through here; when it gives up, the last error is
 //! the answer.
 
-use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// An error that knows whether trying again may help.
-pub trait Retriable: Display {
+pub trait Retriable: std::error::Error {
     fn is_retriable(&self) -> bool;
 
     /// How long the other side asked to wait before the next attempt, if it said.
@@ -113,6 +114,13 @@ impl<'p> Tries<'p> {
             return None;
         }
         self.pause = (self.pause * 2).min(self.policy.max);
+        let asked = error.retry_after().is_some();
+        let pause = if asked {
+            pause
+        } else {
+            pause.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+        };
+        let error = crate::error_chain(error);
         tracing::warn!(what, %error, attempt = self.made, retry_in_ms = pause.as_millis() as u64, "trying again");
         Some(pause)
     }
@@ -133,6 +141,8 @@ mod tests {
             write!(f, "{self:?}")
         }
     }
+
+    impl std::error::Error for Failure {}
 
     impl Retriable for Failure {
         fn is_retriable(&self) -> bool {
@@ -197,7 +207,7 @@ mod tests {
 
     #[test]
     fn waits_as_asked_but_never_longer_than_max() {
-        let policy = policy(10_000, 10);
+        let policy = policy(10_000, 100);
         let mut tries = Tries::new(&policy);
         let asked = |ms| Failure::Passing(Some(Duration::from_millis(ms)));
         assert_eq!(
@@ -208,19 +218,18 @@ mod tests {
             tries.pause_after(&asked(60_000), "t"),
             Some(Duration::from_millis(4))
         );
-        let pauses: Vec<_> = (0..3)
-            .map(|_| {
-                tries
-                    .pause_after(&Failure::Passing(None), "t")
-                    .unwrap()
-                    .as_millis()
-            })
+        // Doubled from 1 ms twice already, then capped at 4 ms; each drawn between
+        // half and all of that, and not all alike.
+        let pauses: Vec<_> = (0..20)
+            .map(|_| tries.pause_after(&Failure::Passing(None), "t").unwrap())
             .collect();
-        assert_eq!(
-            pauses,
-            [4, 4, 4],
-            "doubled from 1 ms twice already, then capped"
+        assert!(
+            pauses
+                .iter()
+                .all(|p| (Duration::from_millis(2)..=Duration::from_millis(4)).contains(p)),
+            "{pauses:?}"
         );
+        assert!(pauses.iter().any(|p| *p != pauses[0]), "{pauses:?}");
     }
 
     #[tokio::test]

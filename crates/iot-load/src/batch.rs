@@ -154,6 +154,29 @@ impl Batch {
         });
     }
 
+    /// Drops what the batch holds of a partition the group has taken from this
+    /// loader: its offsets did not move, so its new owner reads it again.
+    pub fn forget(&mut self, topics: &Topics, key: &PartitionKey) {
+        if self.ranges.remove(key).is_none() {
+            return;
+        }
+        let (topic, partition) = (key.0.as_str(), key.1);
+        let mut dropped = 0;
+        if let Some(kind) = topics.kind_of(topic) {
+            let rows = &mut self.rows[kind as usize];
+            let before = rows.len();
+            rows.retain(|r| r.kafka.partition != partition);
+            dropped += before - rows.len();
+        }
+        let before = self.dead_letters.len();
+        self.dead_letters
+            .retain(|d| !(d.topic == topic && d.kafka.partition == partition));
+        dropped += before - self.dead_letters.len();
+        // Messages passed over (`--start-from`) are counted but not kept, so the count
+        // can stay a little high until the batch is committed.
+        self.messages -= dropped.min(self.messages);
+    }
+
     /// Empties the batch for the next one, keeping the memory it grew into.
     pub fn clear(&mut self) {
         self.rows.iter_mut().for_each(Vec::clear);

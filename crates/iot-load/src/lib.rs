@@ -13,6 +13,7 @@ pub mod report;
 pub mod source;
 pub mod tables;
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use iot_cli::{Shutdown, Ticker};
@@ -22,10 +23,8 @@ use iot_model::{Timestamp, Topics};
 use crate::batch::{Batch, BatchPolicy};
 use crate::destination::duckdb::{DuckDb, DuckDbOptions};
 use crate::destination::snowflake::{Snowflake, SnowflakeOptions};
-use crate::destination::{
-    Destination, DestinationError, LoadRecord, PartitionRange, StoredOffsets,
-};
-use crate::source::{KafkaSource, Opened, SourceError, StartFrom};
+use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
+use crate::source::{KafkaSource, PlaceError, SourceError, StartFrom};
 
 /// Exit statuses, as documented in `load --help`.
 pub mod exit {
@@ -63,6 +62,15 @@ pub enum LoadError {
     },
 }
 
+impl From<PlaceError> for LoadError {
+    fn from(error: PlaceError) -> Self {
+        match error {
+            PlaceError::Stored(e) => LoadError::Destination(e),
+            PlaceError::Kafka(e) => LoadError::Source(e),
+        }
+    }
+}
+
 impl LoadError {
     /// Whether the destination cannot be written at all now: locked by another
     /// program, out of reach, or refusing the credentials.
@@ -88,6 +96,9 @@ impl LoadError {
                 KafkaError::Unreachable { .. } | KafkaError::Config(_),
             )) => exit::KAFKA,
             LoadError::Source(e) if e.broker_gone() => exit::KAFKA,
+            LoadError::Source(
+                SourceError::UnknownTopic { .. } | SourceError::Unassigned { .. },
+            ) => exit::KAFKA,
             LoadError::Source(_) => exit::FAILURE,
             LoadError::Destination(
                 DestinationError::Locked { .. } | DestinationError::TableLocked { .. },
@@ -109,8 +120,12 @@ pub enum DestinationOptions {
 pub struct Options {
     pub destination: DestinationOptions,
     pub kafka: KafkaSettings,
-    /// Consumer group the loaded offsets are reported to, for lag dashboards.
+    /// The consumer group: loaders with the same group share the partitions. The
+    /// loaded offsets are also reported to it, for lag dashboards.
     pub group_id: String,
+    /// A static member id: a loader restarted with the same id takes its partitions
+    /// back at once instead of waiting for the group to give up on the old one.
+    pub instance_id: Option<String>,
     pub topics: Topics,
     pub batch: BatchPolicy,
     /// Keep reading after catching up, instead of exiting (not for cron).
@@ -129,6 +144,7 @@ impl Default for Options {
             destination: DestinationOptions::DuckDb(DuckDbOptions::default()),
             kafka: KafkaSettings::default(),
             group_id: "iot-load".into(),
+            instance_id: None,
             topics: Topics::default(),
             batch: BatchPolicy::default(),
             follow: false,
@@ -196,44 +212,39 @@ pub fn run(options: Options, shutdown: &Shutdown) -> Result<Summary, LoadError> 
     }
 }
 
-fn run_with(
-    mut destination: impl Destination,
+fn run_with<D: Destination + Send + 'static>(
+    mut destination: D,
     options: &Options,
     shutdown: &Shutdown,
 ) -> Result<Summary, LoadError> {
     let started = Instant::now();
-    let stored = destination.stored_offsets()?;
+    // Opens the destination and creates what is missing before joining the group:
+    // a destination out of reach fails the run before it takes any partitions.
+    destination.stored_offsets()?;
     if options.follow {
         destination.release();
     }
-    let Opened {
-        source,
-        gaps,
-        passed_over,
-    } = KafkaSource::open(
-        &options.kafka,
-        &options.group_id,
-        &options.topics,
-        &stored,
-        options.start_from,
-        options.reset_offsets,
-    )?;
-    let mut load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
-    load.gaps = gaps;
+    // Shared with the rebalance callback, which reads the stored offsets of the
+    // partitions it is given. It runs inside the consumer's poll, on this thread,
+    // while the loader is not using the destination.
+    let destination = Arc::new(Mutex::new(destination));
+    let reader = Arc::clone(&destination);
+    let source = KafkaSource::open(options, Box::new(move || lock(&reader).stored_offsets()))?;
+    let load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
     tracing::info!(load_id = %load.load_id, "load started");
     let mut run = Loader {
         destination,
         source,
         load,
-        expected: stored,
+        expected: StoredOffsets::new(),
     };
 
-    if let Err(error) = run.load(options, shutdown, &passed_over) {
+    if let Err(error) = run.load(options, shutdown) {
         return Err(run.fail(error));
     }
 
     let Loader {
-        mut destination,
+        destination,
         source,
         mut load,
         ..
@@ -245,7 +256,7 @@ fn run_with(
         "completed"
     };
     load.finished_at = Some(Timestamp::now());
-    destination.record(&load)?;
+    lock(&destination).record(&load)?;
     let lag = source.lag();
     Ok(Summary {
         load,
@@ -255,30 +266,26 @@ fn run_with(
     })
 }
 
+fn lock<D>(destination: &Mutex<D>) -> MutexGuard<'_, D> {
+    destination.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// What a run carries from batch to batch.
 struct Loader<D> {
-    destination: D,
+    destination: Arc<Mutex<D>>,
     source: KafkaSource,
     load: LoadRecord,
-    /// The stored offsets as this loader believes them: what it read at the start,
-    /// moved on by what it committed. A commit succeeds only if the destination
-    /// agrees.
+    /// The stored offsets of the partitions this loader owns, as it believes them:
+    /// read when the group gave it each partition, moved on by what it committed. A
+    /// commit succeeds only if the destination agrees.
     expected: StoredOffsets,
 }
 
 impl<D: Destination> Loader<D> {
     /// Reads and commits batches until caught up (or, with `follow`, until
     /// `shutdown`), then commits what was read.
-    fn load(
-        &mut self,
-        options: &Options,
-        shutdown: &Shutdown,
-        passed_over: &[PartitionRange],
-    ) -> Result<(), LoadError> {
+    fn load(&mut self, options: &Options, shutdown: &Shutdown) -> Result<(), LoadError> {
         let mut batch = Batch::default();
-        for r in passed_over {
-            batch.pass_over(&r.topic, r.partition, r.from..r.to);
-        }
         let mut ticker = Ticker::new(options.progress);
         // In cron mode, a broker that stops delivering below the watermarks it reported
         // must not hang the run until the next cron job piles up behind it.
@@ -294,7 +301,16 @@ impl<D: Destination> Loader<D> {
                 .poll_into(&mut batch, &options.topics, Duration::from_millis(100))?
             {
                 last_message = now;
-            } else if !options.follow && now - last_message > stall_limit {
+            }
+            self.follow_group(&mut batch, &options.topics)?;
+            let idle = now - last_message;
+            if self.source.waiting_for_partitions() {
+                // A member that stopped answering holds the group up for its session.
+                let waited = stall_limit + source::SESSION_TIMEOUT;
+                if idle > waited {
+                    return Err(SourceError::Unassigned { waited }.into());
+                }
+            } else if !options.follow && idle > stall_limit && !self.source.caught_up() {
                 self.commit(&mut batch)?;
                 return Err(SourceError::Stalled {
                     idle: stall_limit,
@@ -310,21 +326,49 @@ impl<D: Destination> Loader<D> {
                 // them. Otherwise a follower is about to wait, and lets go of it.
                 let more_waiting = batch.len() >= options.batch.max_messages;
                 self.commit(&mut batch)?;
+                // Time spent committing (a slow or contended destination) is not
+                // time the broker kept messages back.
+                last_message = Instant::now();
                 if options.follow && !more_waiting {
-                    self.destination.release();
+                    lock(&self.destination).release();
                 }
             }
             report_progress(&mut ticker, &self.load, &batch);
         }
         // Ctrl-C: what was read is complete messages; commit it rather than read it again.
         self.commit(&mut batch)?;
+        self.source.commit_owned_offsets(&self.expected);
+        Ok(())
+    }
+
+    /// Takes in what the group gave and took during the last poll: partitions given
+    /// start from the offsets the destination stored (with what retention deleted
+    /// recorded as gaps, and what `--start-from` passes over moving on with the
+    /// batch); what the batch holds of partitions taken is dropped, for their new
+    /// owner reads them again from the same stored offsets.
+    fn follow_group(&mut self, batch: &mut Batch, topics: &Topics) -> Result<(), LoadError> {
+        let changes = self.source.take_changes()?;
+        for key in &changes.revoked {
+            batch.forget(topics, key);
+            self.expected.remove(key);
+        }
+        for placed in changes.assigned {
+            match placed.stored {
+                Some(next) => self.expected.insert(placed.key, next),
+                None => self.expected.remove(&placed.key),
+            };
+            self.load.gaps.extend(placed.gap);
+            if let Some(r) = placed.passed_over {
+                batch.pass_over(&r.topic, r.partition, r.from..r.to);
+            }
+        }
         Ok(())
     }
 
     /// Ends a run that failed after it started: `_loads` says `failed`, with the
     /// error, and what was committed before it.
     fn fail(&mut self, error: LoadError) -> LoadError {
-        record_failure(&mut self.destination, &mut self.load, &error);
+        record_failure(&mut *lock(&self.destination), &mut self.load, &error);
         error
     }
 
@@ -347,11 +391,12 @@ impl<D: Destination> Loader<D> {
     fn try_commit(&mut self, batch: &Batch) -> Result<(), LoadError> {
         let mut counted = self.load.clone();
         counted.add(batch);
-        match self.destination.commit(batch, &self.expected, &counted) {
+        let committed = lock(&self.destination).commit(batch, &self.expected, &counted);
+        match committed {
             Ok(()) => {}
             Err(conflict @ DestinationError::Conflict { .. }) => {
                 tracing::warn!(%conflict, "reading on from the offsets the other loader stored");
-                self.expected = self.destination.stored_offsets()?;
+                self.expected = lock(&self.destination).stored_offsets()?;
                 self.source.rewind(&self.expected, batch)?;
                 return Ok(());
             }

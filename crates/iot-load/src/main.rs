@@ -31,11 +31,13 @@ Exit status:
       see --reset-offsets
   4   the destination could not be opened or written
   5   the Kafka broker could not be reached (at the start, or it went away during
-      the run), or the Kafka settings are invalid
+      the run), the Kafka settings are invalid, a topic does not exist (cron
+      mode), or the consumer group gave this loader no partitions in time
   6   the destination refused the credentials or a setting (user, password, key,
       role, warehouse, database): the message names the variable to fix
   75  the database file stayed locked by another program for --lock-timeout
-      (close it in DBeaver, then run again: nothing is lost)
+      (close it in DBeaver, then run again: nothing is lost), or a Snowflake
+      table stayed locked by another transaction for --retry-for
 
 Examples:
   load --dest duckdb                            # from cron: load what is there, exit
@@ -105,10 +107,18 @@ struct Cli {
     #[arg(long, env = "LOAD_RESET_OFFSETS")]
     reset_offsets: bool,
 
-    /// Consumer group the loaded offsets are reported to, for lag dashboards.
-    /// Also read from SOURCES__KAFKA__CREDENTIALS__GROUP_ID. [default: iot-load]
+    /// Consumer group: loaders with the same group share the topics' partitions
+    /// (run several for more throughput; each partition is loaded by one at a time).
+    /// Loaded offsets are also committed to it, for lag dashboards. Also read from
+    /// SOURCES__KAFKA__CREDENTIALS__GROUP_ID. [default: iot-load]
     #[arg(long, env = "KAFKA_GROUP_ID", value_name = "GROUP")]
     group_id: Option<String>,
+
+    /// A fixed member id within the group (Kafka's static membership), unique per
+    /// loader: a loader restarted with the same id, after a crash say, takes its
+    /// partitions back at once instead of waiting the group's 10 s session timeout.
+    #[arg(long, env = "LOAD_INSTANCE_ID", value_name = "ID")]
+    instance_id: Option<String>,
 
     /// After loading, print one line per trip in the database.
     #[arg(long, env = "LOAD_SHOW_TRIPS")]
@@ -246,6 +256,7 @@ fn options(cli: Cli) -> Result<Options, String> {
         destination,
         kafka: cli.kafka.settings(),
         group_id: or_env(&cli.group_id, "GROUP_ID").unwrap_or_else(|| "iot-load".into()),
+        instance_id: cli.instance_id.clone(),
         topics: cli.topics.topics(),
         batch: BatchPolicy {
             max_messages: cli.batch_size as usize,

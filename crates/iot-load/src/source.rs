@@ -1,20 +1,24 @@
-//! Reading the topics: every partition assigned explicitly at the offset the
-//! destination stored (not at a consumer group's committed offset, which is only
-//! updated afterwards for lag dashboards), and, in cron mode, read up to the high
-//! watermark it had when the run started.
+//! Reading the topics as a member of a consumer group. Loaders with the same group
+//! id share the partitions (cooperative-sticky assignment: a rebalance moves only
+//! the partitions that must move). Each partition given to a loader starts at the
+//! offset the destination stored for it, read when it is given (not at the group's
+//! committed offset, which is only updated afterwards, for lag dashboards); in cron
+//! mode it is read up to the high watermark it had then.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use iot_kafka::{KafkaError, KafkaSettings};
+use iot_kafka::KafkaError;
 use iot_model::{Timestamp, Topics};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::Options;
 use crate::batch::{Batch, KafkaMeta, Key, PartitionKey};
-use crate::destination::{PartitionRange, StoredOffsets};
+use crate::destination::{DestinationError, PartitionRange, StoredOffsets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -42,6 +46,17 @@ pub enum SourceError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    #[error(
+        "the consumer group gave this loader no partitions in {waited:?}: the group \
+         coordinator may be unavailable, or a member stuck joining. See \
+         `kafka-consumer-groups --describe --group <group>` and run load again"
+    )]
+    Unassigned { waited: Duration },
+    #[error(
+        "topic {topic} does not exist on the broker. Run simulate first (it creates the \
+         topics), or check the topic's name (--topic-* flags, TOPIC_* variables)"
+    )]
+    UnknownTopic { topic: String },
     #[error(
         "a partition's next offset is no longer on the broker (its messages were deleted by \
          retention, or its log was truncated). load stops rather than move on by itself: run it \
@@ -91,6 +106,9 @@ fn passing(error: &rdkafka::error::KafkaError) -> bool {
                 | OffsetNotAvailable
                 | NetworkException
                 | PreferredLeaderNotAvailable
+                // A subscribed topic that does not exist yet (load --follow started
+                // before simulate): it is read once it does.
+                | UnknownTopicOrPartition
         )
     )
 }
@@ -110,7 +128,8 @@ struct PartitionState {
     partition: i32,
     /// The next offset to read.
     next: i64,
-    /// The high watermark when the run started: where cron mode stops.
+    /// The high watermark when the partition was given to this loader: where cron
+    /// mode stops.
     end: i64,
     /// `--start-from` for a partition never loaded: messages older than this are
     /// passed over. The broker's time index only finds where to begin; this check
@@ -120,36 +139,307 @@ struct PartitionState {
 
 pub struct KafkaSource {
     consumer: ClosingConsumer,
+    /// The partitions this loader owns now.
     partitions: Vec<PartitionState>,
     timeout: Duration,
+    /// When the group last gave or took partitions; None before it first did.
+    changed: Option<Instant>,
+    /// Changes the loader has not taken yet.
+    pending: Changes,
 }
 
-/// What opening found: the source, the ranges retention deleted before they were
-/// loaded, and the ranges `--start-from` passes over without reading them.
-pub struct Opened {
-    pub source: KafkaSource,
-    pub gaps: Vec<PartitionRange>,
-    pub passed_over: Vec<PartitionRange>,
+/// How long a cron run given no partitions waits for some: a rebalance that gives
+/// it a share takes a heartbeat or two.
+const EMPTY_HANDED: Duration = Duration::from_secs(6);
+
+/// How long the group waits for a member that stopped answering (killed, or its
+/// broker restarted) before it hands that member's partitions to the others. A
+/// joining loader can wait this long for its first partitions. (librdkafka's
+/// default is 45 s; Kafka accepts 6 s and up.)
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the destination's stored next offsets. Called from inside the consumer's
+/// poll (the rebalance callback), on the loader's thread, while the loader waits.
+pub type StoredReader = Box<dyn FnMut() -> Result<StoredOffsets, DestinationError> + Send>;
+
+/// Why partitions the group gave this loader could not be placed. They stay
+/// paused, and the run ends.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error(transparent)]
+    Stored(DestinationError),
+    #[error(transparent)]
+    Kafka(SourceError),
+}
+
+/// A partition the group gave this loader, and where it starts.
+#[derive(Debug)]
+pub struct Placed {
+    pub key: PartitionKey,
+    /// The destination's next offset for it; None when it has never been loaded.
+    pub stored: Option<i64>,
+    /// Messages retention deleted before they were loaded.
+    pub gap: Option<PartitionRange>,
+    /// Messages `--start-from` passes over without reading them.
+    pub passed_over: Option<PartitionRange>,
+    state: PartitionState,
+}
+
+/// What the group changed since the loader last asked.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub assigned: Vec<Placed>,
+    pub revoked: Vec<PartitionKey>,
+    rebalanced: bool,
+}
+
+impl Changes {
+    fn take_back(&mut self, key: PartitionKey) {
+        // Given and taken back before the loader looked: it never had it.
+        let before = self.assigned.len();
+        self.assigned.retain(|p| p.key != key);
+        if self.assigned.len() == before {
+            self.revoked.push(key);
+        }
+    }
+
+    fn merge(&mut self, later: Changes) {
+        self.rebalanced |= later.rebalanced;
+        for key in later.revoked {
+            self.take_back(key);
+        }
+        self.assigned.extend(later.assigned);
+    }
+}
+
+/// The consumer's context: places the partitions a rebalance gives, at the
+/// destination's offsets, before librdkafka starts fetching them.
+pub struct Group {
+    placing: Mutex<Placing>,
+}
+
+struct Placing {
+    stored: StoredReader,
+    start_from: StartFrom,
+    reset_offsets: bool,
+    timeout: Duration,
+    changes: Changes,
+    failure: Option<PlaceError>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ClientContext for Group {}
+
+impl ConsumerContext for Group {
+    // Runs before librdkafka (incrementally) assigns or revokes the partitions;
+    // offsets set on an assigned list's elements are where fetching starts.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut placing = lock(&self.placing);
+        placing.changes.rebalanced = true;
+        match rebalance {
+            Rebalance::Assign(list) => placing.assign(consumer, list),
+            Rebalance::Revoke(list) => placing.revoke(list),
+            Rebalance::Error(e) => {
+                let error = SourceError::Read {
+                    what: "the consumer group's assignment".into(),
+                    source: e.clone(),
+                };
+                placing.failure.get_or_insert(PlaceError::Kafka(error));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let placing = lock(&self.placing);
+        if let (Rebalance::Assign(list), Some(_)) = (rebalance, &placing.failure) {
+            // Not placed, so not read: the run ends at the loader's next look.
+            if let Err(e) = consumer.pause(list) {
+                tracing::warn!(error = %e, "could not pause partitions that were not placed");
+            }
+        }
+    }
+}
+
+impl Placing {
+    fn assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        list: &TopicPartitionList,
+    ) {
+        if list.count() == 0 || self.failure.is_some() {
+            return;
+        }
+        let stored = match (self.stored)() {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.failure = Some(PlaceError::Stored(e));
+                return;
+            }
+        };
+        for mut element in list.elements() {
+            let key = (element.topic().to_owned(), element.partition());
+            let placed = place(
+                consumer,
+                key,
+                stored
+                    .get(&(element.topic().to_owned(), element.partition()))
+                    .copied(),
+                self.start_from,
+                self.reset_offsets,
+                self.timeout,
+            )
+            .and_then(|placed| {
+                element
+                    .set_offset(Offset::Offset(placed.state.next))
+                    .map(|()| placed)
+                    .map_err(|e| SourceError::Read {
+                        what: format!("{} partition {}", element.topic(), element.partition()),
+                        source: e,
+                    })
+            });
+            match placed {
+                Ok(placed) => self.changes.assigned.push(placed),
+                Err(e) => {
+                    self.failure = Some(PlaceError::Kafka(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn revoke(&mut self, list: &TopicPartitionList) {
+        for element in list.elements() {
+            self.changes
+                .take_back((element.topic().to_owned(), element.partition()));
+        }
+    }
+}
+
+/// Where a partition given to this loader starts: at the destination's next
+/// offset, checked against what the broker still has; for one never loaded, at its
+/// earliest message or where `--start-from` reaches. Blocking.
+fn place<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    key: PartitionKey,
+    stored: Option<i64>,
+    start_from: StartFrom,
+    reset_offsets: bool,
+    timeout: Duration,
+) -> Result<Placed, SourceError> {
+    let (topic, partition) = (key.0.as_str(), key.1);
+    let read = |what: String, e: rdkafka::error::KafkaError| SourceError::Read { what, source: e };
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .map_err(|e| read(format!("the offsets of {topic} partition {partition}"), e))?;
+    let range = |from, to| PartitionRange {
+        topic: topic.to_owned(),
+        partition,
+        from,
+        to,
+    };
+    let (mut gap, mut passed_over) = (None, None);
+    let next = match stored {
+        Some(stored) if stored > high => {
+            if !reset_offsets {
+                return Err(SourceError::OffsetBeyondEnd {
+                    topic: topic.to_owned(),
+                    partition,
+                    stored,
+                    high,
+                });
+            }
+            tracing::warn!(
+                topic,
+                partition,
+                stored,
+                high,
+                "--reset-offsets: reading the partition from its earliest message"
+            );
+            low
+        }
+        Some(stored) if stored < low => {
+            tracing::warn!(
+                topic,
+                partition,
+                from = stored,
+                to = low,
+                "messages were deleted by retention before they could be loaded"
+            );
+            gap = Some(range(stored, low));
+            low
+        }
+        Some(stored) => stored,
+        None => match start_from {
+            StartFrom::Earliest => low,
+            StartFrom::Time(t) => {
+                // No message that new yet: the partition starts at its end.
+                let at = offset_for_time(consumer, topic, partition, t, timeout)
+                    .map_err(|e| {
+                        read(
+                            format!("where {topic} partition {partition} reaches {t}"),
+                            e,
+                        )
+                    })?
+                    .unwrap_or(high);
+                passed_over = Some(range(low, at));
+                at
+            }
+        },
+    };
+    let not_before = match (stored, start_from) {
+        (None, StartFrom::Time(t)) => Some(t),
+        _ => None,
+    };
+    Ok(Placed {
+        state: PartitionState {
+            topic: topic.to_owned(),
+            partition,
+            next,
+            end: high,
+            not_before,
+        },
+        key,
+        stored,
+        gap,
+        passed_over,
+    })
 }
 
 impl KafkaSource {
-    /// Connects, creates missing topics, and assigns every partition of `topics`
-    /// at its stored next offset. Blocking.
-    pub fn open(
-        settings: &KafkaSettings,
-        group_id: &str,
-        topics: &Topics,
-        stored: &StoredOffsets,
-        start_from: StartFrom,
-        reset_offsets: bool,
-    ) -> Result<Opened, SourceError> {
+    /// Connects and joins the consumer group, subscribed to the five topics; as a
+    /// static member if an instance id is given (a restart with the same id takes its
+    /// partitions back at once). The partitions come with the first polls, each
+    /// placed at the offset `stored` reads for it then. In cron mode every topic must
+    /// exist. Blocking.
+    pub fn open(options: &Options, stored: StoredReader) -> Result<KafkaSource, SourceError> {
+        let Options {
+            kafka: settings,
+            group_id,
+            instance_id,
+            topics,
+            start_from,
+            reset_offsets,
+            follow,
+            ..
+        } = options;
+        let (start_from, reset_offsets, follow) = (*start_from, *reset_offsets, *follow);
         settings.check_reachable()?;
         let mut config = settings.client_config();
+        let session_timeout = SESSION_TIMEOUT.as_millis().to_string();
+        if let Some(instance) = instance_id {
+            config.set("group.instance.id", instance);
+        }
         for (key, value) in [
-            ("group.id", group_id),
+            ("group.id", group_id.as_str()),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("session.timeout.ms", &session_timeout),
+            ("heartbeat.interval.ms", "2000"),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
-            // Every partition is assigned at an offset load chose. Should the broker no
+            // Every partition is placed at an offset load chose. Should the broker no
             // longer have it, librdkafka would move on to the earliest message (loading
             // stored ones again) or the latest (passing over some): "error" stops instead.
             ("auto.offset.reset", "error"),
@@ -160,128 +450,113 @@ impl KafkaSource {
                 config.set(key, value);
             }
         }
-        let consumer: BaseConsumer = config.create().map_err(KafkaError::Config)?;
         let timeout = settings.timeout;
-        let read =
-            |what: String, e: rdkafka::error::KafkaError| SourceError::Read { what, source: e };
-
-        let mut partitions = Vec::new();
-        let mut gaps = Vec::new();
-        let mut passed_over = Vec::new();
-        for (_, topic) in topics.iter() {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), timeout)
-                .map_err(|e| read(format!("the partitions of {topic}"), e))?;
-            let ids: Vec<i32> = metadata
+        let group = Group {
+            placing: Mutex::new(Placing {
+                stored,
+                start_from,
+                reset_offsets,
+                timeout,
+                changes: Changes::default(),
+                failure: None,
+            }),
+        };
+        let consumer: BaseConsumer<Group> = config
+            .create_with_context(group)
+            .map_err(KafkaError::Config)?;
+        let names: Vec<&str> = topics.iter().map(|(_, topic)| topic).collect();
+        for topic in &names {
+            let metadata =
+                consumer
+                    .fetch_metadata(Some(topic), timeout)
+                    .map_err(|e| SourceError::Read {
+                        what: format!("the partitions of {topic}"),
+                        source: e,
+                    })?;
+            let exists = metadata
                 .topics()
                 .iter()
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            for partition in ids {
-                let (low, high) = consumer
-                    .fetch_watermarks(topic, partition, timeout)
-                    .map_err(|e| {
-                        read(format!("the offsets of {topic} partition {partition}"), e)
-                    })?;
-                let stored_next = stored.get(&(topic.to_owned(), partition));
-                let not_before = match (stored_next, start_from) {
-                    (None, StartFrom::Time(t)) => Some(t),
-                    _ => None,
-                };
-                let next = match stored_next {
-                    Some(&stored) if stored > high => {
-                        if !reset_offsets {
-                            return Err(SourceError::OffsetBeyondEnd {
-                                topic: topic.to_owned(),
-                                partition,
-                                stored,
-                                high,
-                            });
-                        }
-                        tracing::warn!(
-                            topic,
-                            partition,
-                            stored,
-                            high,
-                            "--reset-offsets: reading the partition from its earliest message"
-                        );
-                        low
-                    }
-                    Some(&stored) if stored < low => {
-                        tracing::warn!(
-                            topic,
-                            partition,
-                            from = stored,
-                            to = low,
-                            "messages were deleted by retention before they could be loaded"
-                        );
-                        gaps.push(PartitionRange {
-                            topic: topic.to_owned(),
-                            partition,
-                            from: stored,
-                            to: low,
-                        });
-                        low
-                    }
-                    Some(&stored) => stored,
-                    None => match start_from {
-                        StartFrom::Earliest => low,
-                        StartFrom::Time(t) => {
-                            // No message that new yet: the partition starts at its end.
-                            let at = offset_for_time(&consumer, topic, partition, t, timeout)
-                                .map_err(|e| {
-                                    read(
-                                        format!("where {topic} partition {partition} reaches {t}"),
-                                        e,
-                                    )
-                                })?
-                                .unwrap_or(high);
-                            passed_over.push(PartitionRange {
-                                topic: topic.to_owned(),
-                                partition,
-                                from: low,
-                                to: at,
-                            });
-                            at
-                        }
-                    },
-                };
-                partitions.push(PartitionState {
-                    topic: topic.to_owned(),
-                    partition,
-                    next,
-                    end: high,
-                    not_before,
-                });
+                .any(|t| t.error().is_none() && !t.partitions().is_empty());
+            if !exists {
+                if !follow {
+                    return Err(SourceError::UnknownTopic {
+                        topic: (*topic).to_owned(),
+                    });
+                }
+                tracing::warn!(
+                    topic,
+                    "the topic does not exist yet; it is read once it does"
+                );
             }
         }
-
-        let mut assignment = TopicPartitionList::new();
-        for p in &partitions {
-            assignment
-                .add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
-                .map_err(|e| read(format!("{} partition {}", p.topic, p.partition), e))?;
-        }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| read("the partition assignment".into(), e))?;
-        Ok(Opened {
-            source: KafkaSource {
-                consumer: ClosingConsumer {
-                    consumer: Some(consumer),
-                    wait: timeout,
-                },
-                partitions,
-                timeout,
+        consumer.subscribe(&names).map_err(|e| SourceError::Read {
+            what: "the subscription to the topics".into(),
+            source: e,
+        })?;
+        Ok(KafkaSource {
+            consumer: ClosingConsumer {
+                consumer: Some(consumer),
+                wait: timeout,
             },
-            gaps,
-            passed_over,
+            partitions: Vec::new(),
+            timeout,
+            changed: None,
+            pending: Changes::default(),
         })
     }
 
-    /// Whether every partition has been read up to where it ended when the run started.
+    /// What the group gave and took since the last call: the source already reads
+    /// the partitions given, from where they were placed, and no longer those taken;
+    /// the caller drops what it holds of those taken.
+    pub fn take_changes(&mut self) -> Result<Changes, PlaceError> {
+        if let Some(failure) = lock(&self.consumer.context().placing).failure.take() {
+            return Err(failure);
+        }
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Follows what a rebalance during the last poll changed. Called right after
+    /// each poll, before its message is looked at: a message from a partition given
+    /// in that same poll must find it here. (Fields, not `self`: the polled message
+    /// still borrows the consumer.)
+    fn follow_rebalance(
+        changes: Changes,
+        partitions: &mut Vec<PartitionState>,
+        changed: &mut Option<Instant>,
+        pending: &mut Changes,
+    ) {
+        if !changes.rebalanced {
+            return;
+        }
+        *changed = Some(Instant::now());
+        partitions.retain(|p| {
+            !changes
+                .revoked
+                .iter()
+                .any(|(topic, partition)| *topic == p.topic && *partition == p.partition)
+        });
+        partitions.extend(changes.assigned.iter().map(|placed| placed.state.clone()));
+        if !changes.revoked.is_empty() {
+            tracing::info!(partitions = %list(&changes.revoked), "partitions taken by the group");
+        }
+        let given: Vec<PartitionKey> = changes.assigned.iter().map(|p| p.key.clone()).collect();
+        tracing::info!(partitions = %list(&given), "partitions given by the group");
+        pending.merge(changes);
+    }
+
+    /// Whether the group has given this loader its partitions and each has been read
+    /// up to where it ended when it was given; a loader given none waits a little
+    /// for a share before it counts as done.
+    pub fn waiting_for_partitions(&self) -> bool {
+        self.changed.is_none()
+    }
+
     pub fn caught_up(&self) -> bool {
-        self.behind() == 0
+        match self.changed {
+            None => false,
+            Some(_) if !self.partitions.is_empty() => self.behind() == 0,
+            Some(at) => at.elapsed() >= EMPTY_HANDED,
+        }
     }
 
     /// Messages between where each partition is and where it ended at the start.
@@ -300,7 +575,15 @@ impl KafkaSource {
         topics: &Topics,
         timeout: Duration,
     ) -> Result<bool, SourceError> {
-        let Some(result) = self.consumer.poll(timeout) else {
+        let polled = self.consumer.poll(timeout);
+        let changes = std::mem::take(&mut lock(&self.consumer.context().placing).changes);
+        Self::follow_rebalance(
+            changes,
+            &mut self.partitions,
+            &mut self.changed,
+            &mut self.pending,
+        );
+        let Some(result) = polled else {
             return Ok(false);
         };
         let message = match result {
@@ -330,28 +613,29 @@ impl KafkaSource {
             key: message.key().map(Key::new),
         };
         let topic = message.topic();
-        let mut too_old = false;
-        if let Some(p) = self
+        let Some(p) = self
             .partitions
             .iter_mut()
             .find(|p| p.partition == meta.partition && p.topic == topic)
-        {
-            if meta.offset < p.next {
-                // Read already: in this batch, an earlier one, or the destination.
-                tracing::warn!(
-                    topic,
-                    partition = meta.partition,
-                    offset = meta.offset,
-                    next = p.next,
-                    "Kafka delivered a message again; it is not loaded twice"
-                );
-                return Ok(true);
-            }
-            p.next = meta.offset + 1;
-            too_old = p
-                .not_before
-                .is_some_and(|t| meta.timestamp.is_some_and(|m| m < t));
+        else {
+            // From a partition the group has taken since: its new owner reads it.
+            return Ok(true);
+        };
+        if meta.offset < p.next {
+            // Read already: in this batch, an earlier one, or the destination.
+            tracing::warn!(
+                topic,
+                partition = meta.partition,
+                offset = meta.offset,
+                next = p.next,
+                "Kafka delivered a message again; it is not loaded twice"
+            );
+            return Ok(true);
         }
+        p.next = meta.offset + 1;
+        let too_old = p
+            .not_before
+            .is_some_and(|t| meta.timestamp.is_some_and(|m| m < t));
         if too_old {
             batch.skip(topic, meta.partition, meta.offset);
         } else {
@@ -389,11 +673,35 @@ impl KafkaSource {
     /// Tells the consumer group how far the destination has got, for lag
     /// dashboards. Best effort: the destination's offsets are the truth.
     pub fn commit_group_offsets(&self, next: &BTreeMap<PartitionKey, i64>) {
+        self.commit_to_group(next.iter(), CommitMode::Async);
+    }
+
+    /// At the end of a run: the stored offsets of every partition this loader owns,
+    /// committed to the group and waited for. A commit made during a rebalance is
+    /// refused, so without this the group could show lag the destination does not
+    /// have.
+    pub fn commit_owned_offsets(&self, stored: &StoredOffsets) {
+        let owned = stored.iter().filter(|((topic, partition), _)| {
+            self.partitions
+                .iter()
+                .any(|p| p.topic == *topic && p.partition == *partition)
+        });
+        self.commit_to_group(owned, CommitMode::Sync);
+    }
+
+    fn commit_to_group<'a>(
+        &self,
+        next: impl Iterator<Item = (&'a PartitionKey, &'a i64)>,
+        mode: CommitMode,
+    ) {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
             let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
         }
-        if let Err(e) = self.consumer.commit(&list, CommitMode::Async) {
+        if list.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&list, mode) {
             tracing::debug!(error = %e, "could not commit offsets to the consumer group");
         }
     }
@@ -419,14 +727,14 @@ impl KafkaSource {
 /// offsets.
 struct ClosingConsumer {
     /// Present until dropped.
-    consumer: Option<BaseConsumer>,
+    consumer: Option<BaseConsumer<Group>>,
     wait: Duration,
 }
 
 impl std::ops::Deref for ClosingConsumer {
-    type Target = BaseConsumer;
+    type Target = BaseConsumer<Group>;
 
-    fn deref(&self) -> &BaseConsumer {
+    fn deref(&self) -> &BaseConsumer<Group> {
         self.consumer
             .as_ref()
             .expect("the consumer is there until dropped")
@@ -454,8 +762,8 @@ impl Drop for ClosingConsumer {
 
 /// The first offset of a message stamped `at` or later, or None when the partition
 /// holds none yet. An error is an error: guessing here would skip messages.
-fn offset_for_time(
-    consumer: &BaseConsumer,
+fn offset_for_time<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
     at: Timestamp,
@@ -472,4 +780,13 @@ fn offset_for_time(
         Some(Offset::Offset(o)) => Some(o),
         _ => None,
     })
+}
+
+/// "gps_data 0, gps_data 3": partitions, for log lines.
+fn list(keys: &[PartitionKey]) -> String {
+    let names: Vec<String> = keys
+        .iter()
+        .map(|(topic, partition)| format!("{topic} {partition}"))
+        .collect();
+    names.join(", ")
 }
