@@ -117,8 +117,9 @@ done
 
 echo
 echo "The group, as kafka-consumer-groups describes it:"
-lag | awk -v g="$group" '$1 == g || $1 == "GROUP" { printf "  %-10s %-26s %-9s %-14s %-14s %s\n", "", $2, $3, $4, $5, $6 }' |
-  sed "s/$prefix\.//g"
+printf '  %-10s %9s %14s %14s %5s\n' TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG
+lag | awk -v g="$group" -v p="$prefix." '$1 == g { sub(p, "", $2); printf "  %-10s %9s %14s %14s %5s\n", $2, $3, $4, $5, $6 }' |
+  sort -k1,1 -k2,2n
 
 offsets=$("$repo/scripts/broker.sh" kafka-get-offsets --bootstrap-server "$BROKER_BOOTSTRAP" \
   --topic "$prefix\\..*" 2>/dev/null)

@@ -6,7 +6,8 @@
 //! 2. end to end: a backlog produced to the broker at `IOT_BENCH_BOOTSTRAP`, then
 //!    loaded by a child process, whose peak RSS is reported too. Skipped when unset.
 //!    `IOT_BENCH_BACKLOG` sets its size (default 1,000,000; the figure is
-//!    for 5,000,000).
+//!    for 5,000,000). `IOT_BENCH_KAFKA_SETTINGS` (`key=value,…`) passes librdkafka
+//!    settings to the loader, to try them.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -266,6 +267,13 @@ fn load_child(bootstrap: &str) {
         }),
         kafka: KafkaSettings {
             bootstrap_servers: bootstrap.into(),
+            // librdkafka settings to try, as `key=value,key=value`.
+            extra: std::env::var("IOT_BENCH_KAFKA_SETTINGS")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             ..KafkaSettings::default()
         },
         topics: bench_topics(),
