@@ -281,12 +281,11 @@ impl Placing {
         };
         for mut element in list.elements() {
             let key = (element.topic().to_owned(), element.partition());
+            let stored_next = stored.get(&key).copied();
             let placed = place(
                 consumer,
                 key,
-                stored
-                    .get(&(element.topic().to_owned(), element.partition()))
-                    .copied(),
+                stored_next,
                 self.start_from,
                 self.reset_offsets,
                 self.timeout,
