@@ -734,6 +734,21 @@ fn the_sasl_password_never_appears_even_at_trace_level() {
     );
 }
 
+/// A topic that does not exist (a typo, or simulate never ran) stops a cron run at
+/// once with exit 5, naming the topic, before anything is loaded.
+#[test]
+fn a_missing_topic_is_exit_5_and_named() {
+    let f = Fixture::new();
+    create_topic(&f.bootstrap, &f.topics.gps, 1);
+    let output = f.load(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains(&format!("topic {} does not exist", f.topics.vehicle)),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_unreachable_broker_is_exit_5() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

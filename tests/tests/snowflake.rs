@@ -40,42 +40,29 @@ impl Fixture {
     /// `max_events` events of a fleet of `vehicles` (their ids key the messages, so
     /// more vehicles reach more partitions).
     fn simulate_vehicles(&self, vehicles: u32, max_events: u32) -> u64 {
-        simulate(
-            &self.bootstrap,
-            &self.topics,
-            &[
-                "--from",
-                "Potsdam",
-                "--to",
-                "Leipzig",
-                "--vehicles",
-                &vehicles.to_string(),
-                "--stagger",
-                "2s",
-                "--max-events",
-                &max_events.to_string(),
-            ],
-        )
+        let vehicles = vehicles.to_string();
+        self.simulate_fleet(&["--vehicles", &vehicles, "--stagger", "2s"], max_events)
     }
 
     /// A small fleet's events: a few thousand.
     fn simulate(&self, max_events: u32) -> u64 {
-        simulate(
-            &self.bootstrap,
-            &self.topics,
-            &[
-                "--from",
-                "Potsdam",
-                "--to",
-                "Leipzig",
-                "--vehicles",
-                "4",
-                "--seed",
-                "11",
-                "--max-events",
-                &max_events.to_string(),
-            ],
-        )
+        self.simulate_fleet(&["--vehicles", "4", "--seed", "11"], max_events)
+    }
+
+    /// Potsdam to Leipzig with `fleet`'s flags, stopped after `max_events`; returns
+    /// what the topics hold.
+    fn simulate_fleet(&self, fleet: &[&str], max_events: u32) -> u64 {
+        let max_events = max_events.to_string();
+        let mut args = vec![
+            "--from",
+            "Potsdam",
+            "--to",
+            "Leipzig",
+            "--max-events",
+            &max_events,
+        ];
+        args.extend_from_slice(fleet);
+        simulate(&self.bootstrap, &self.topics, &args)
     }
 
     fn load_command(&self, args: &[&str]) -> Command {

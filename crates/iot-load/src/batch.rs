@@ -268,6 +268,39 @@ mod tests {
     }
 
     #[test]
+    fn forgetting_a_partition_drops_its_rows_dead_letters_and_range_only() {
+        let topics = Topics::default();
+        let mut batch = Batch::default();
+        let on = |partition, offset| KafkaMeta {
+            partition,
+            ..meta(offset)
+        };
+        batch.add(&topics, "gps_data", on(0, 7), Some(GPS.as_bytes()));
+        batch.add(&topics, "gps_data", on(1, 3), Some(GPS.as_bytes()));
+        batch.add(&topics, "gps_data", on(1, 4), Some(b"{not json"));
+        batch.add(&topics, "vehicle_data", on(1, 9), Some(b"{not json"));
+
+        batch.forget(&topics, &("gps_data".to_owned(), 1));
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.rows(EventKind::Gps).len(), 1);
+        assert_eq!(batch.rows(EventKind::Gps)[0].kafka.offset, 7);
+        let left: Vec<&str> = batch
+            .dead_letters()
+            .iter()
+            .map(|d| d.topic.as_str())
+            .collect();
+        assert_eq!(left, ["vehicle_data"]);
+        let keys: Vec<&PartitionKey> = batch.ranges().keys().collect();
+        assert_eq!(
+            keys,
+            [&("gps_data".to_owned(), 0), &("vehicle_data".to_owned(), 1)]
+        );
+        // A partition the batch holds nothing of changes nothing.
+        batch.forget(&topics, &("gps_data".to_owned(), 5));
+        assert_eq!(batch.len(), 2);
+    }
+
+    #[test]
     fn sorts_messages_into_rows_and_dead_letters() {
         let topics = Topics::default();
         let mut batch = Batch::default();

@@ -13,7 +13,7 @@ pub mod report;
 pub mod source;
 pub mod tables;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use iot_cli::{Shutdown, Ticker};
@@ -24,7 +24,7 @@ use crate::batch::{Batch, BatchPolicy};
 use crate::destination::duckdb::{DuckDb, DuckDbOptions};
 use crate::destination::snowflake::{Snowflake, SnowflakeOptions};
 use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
-use crate::source::{KafkaSource, PlaceError, SourceError, StartFrom};
+use crate::source::{KafkaSource, PlaceError, SourceError, StartFrom, lock};
 
 /// Exit statuses, as documented in `load --help`.
 pub mod exit {
@@ -264,10 +264,6 @@ fn run_with<D: Destination + Send + 'static>(
         lag,
         interrupted,
     })
-}
-
-fn lock<D>(destination: &Mutex<D>) -> MutexGuard<'_, D> {
-    destination.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a run carries from batch to batch.

@@ -227,7 +227,9 @@ struct Placing {
     failure: Option<PlaceError>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// A mutex's value, even if a thread panicked holding it (nothing here is left
+/// half-changed by a panic that matters more than the panic itself).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -282,15 +284,7 @@ impl Placing {
         for mut element in list.elements() {
             let key = (element.topic().to_owned(), element.partition());
             let stored_next = stored.get(&key).copied();
-            let placed = place(
-                consumer,
-                key,
-                stored_next,
-                self.start_from,
-                self.reset_offsets,
-                self.timeout,
-            )
-            .and_then(|placed| {
+            let placed = self.place(consumer, key, stored_next).and_then(|placed| {
                 element
                     .set_offset(Offset::Offset(placed.state.next))
                     .map(|()| placed)
@@ -315,96 +309,97 @@ impl Placing {
                 .take_back((element.topic().to_owned(), element.partition()));
         }
     }
-}
 
-/// Where a partition given to this loader starts: at the destination's next
-/// offset, checked against what the broker still has; for one never loaded, at its
-/// earliest message or where `--start-from` reaches. Blocking.
-fn place<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    key: PartitionKey,
-    stored: Option<i64>,
-    start_from: StartFrom,
-    reset_offsets: bool,
-    timeout: Duration,
-) -> Result<Placed, SourceError> {
-    let (topic, partition) = (key.0.as_str(), key.1);
-    let read = |what: String, e: rdkafka::error::KafkaError| SourceError::Read { what, source: e };
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, timeout)
-        .map_err(|e| read(format!("the offsets of {topic} partition {partition}"), e))?;
-    let range = |from, to| PartitionRange {
-        topic: topic.to_owned(),
-        partition,
-        from,
-        to,
-    };
-    let (mut gap, mut passed_over) = (None, None);
-    let next = match stored {
-        Some(stored) if stored > high => {
-            if !reset_offsets {
-                return Err(SourceError::OffsetBeyondEnd {
-                    topic: topic.to_owned(),
+    /// Where a partition given to this loader starts: at the destination's next
+    /// offset, checked against what the broker still has; for one never loaded, at its
+    /// earliest message or where `--start-from` reaches. Blocking.
+    fn place<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        key: PartitionKey,
+        stored: Option<i64>,
+    ) -> Result<Placed, SourceError> {
+        let (start_from, reset_offsets, timeout) =
+            (self.start_from, self.reset_offsets, self.timeout);
+        let (topic, partition) = (key.0.as_str(), key.1);
+        let read =
+            |what: String, e: rdkafka::error::KafkaError| SourceError::Read { what, source: e };
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(|e| read(format!("the offsets of {topic} partition {partition}"), e))?;
+        let range = |from, to| PartitionRange {
+            topic: topic.to_owned(),
+            partition,
+            from,
+            to,
+        };
+        let (mut gap, mut passed_over) = (None, None);
+        let next = match stored {
+            Some(stored) if stored > high => {
+                if !reset_offsets {
+                    return Err(SourceError::OffsetBeyondEnd {
+                        topic: topic.to_owned(),
+                        partition,
+                        stored,
+                        high,
+                    });
+                }
+                tracing::warn!(
+                    topic,
                     partition,
                     stored,
                     high,
-                });
+                    "--reset-offsets: reading the partition from its earliest message"
+                );
+                low
             }
-            tracing::warn!(
-                topic,
-                partition,
-                stored,
-                high,
-                "--reset-offsets: reading the partition from its earliest message"
-            );
-            low
-        }
-        Some(stored) if stored < low => {
-            tracing::warn!(
-                topic,
-                partition,
-                from = stored,
-                to = low,
-                "messages were deleted by retention before they could be loaded"
-            );
-            gap = Some(range(stored, low));
-            low
-        }
-        Some(stored) => stored,
-        None => match start_from {
-            StartFrom::Earliest => low,
-            StartFrom::Time(t) => {
-                // No message that new yet: the partition starts at its end.
-                let at = offset_for_time(consumer, topic, partition, t, timeout)
-                    .map_err(|e| {
-                        read(
-                            format!("where {topic} partition {partition} reaches {t}"),
-                            e,
-                        )
-                    })?
-                    .unwrap_or(high);
-                passed_over = Some(range(low, at));
-                at
+            Some(stored) if stored < low => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    from = stored,
+                    to = low,
+                    "messages were deleted by retention before they could be loaded"
+                );
+                gap = Some(range(stored, low));
+                low
             }
-        },
-    };
-    let not_before = match (stored, start_from) {
-        (None, StartFrom::Time(t)) => Some(t),
-        _ => None,
-    };
-    Ok(Placed {
-        state: PartitionState {
-            topic: topic.to_owned(),
-            partition,
-            next,
-            end: high,
-            not_before,
-        },
-        key,
-        stored,
-        gap,
-        passed_over,
-    })
+            Some(stored) => stored,
+            None => match start_from {
+                StartFrom::Earliest => low,
+                StartFrom::Time(t) => {
+                    // No message that new yet: the partition starts at its end.
+                    let at = offset_for_time(consumer, topic, partition, t, timeout)
+                        .map_err(|e| {
+                            read(
+                                format!("where {topic} partition {partition} reaches {t}"),
+                                e,
+                            )
+                        })?
+                        .unwrap_or(high);
+                    passed_over = Some(range(low, at));
+                    at
+                }
+            },
+        };
+        let not_before = match (stored, start_from) {
+            (None, StartFrom::Time(t)) => Some(t),
+            _ => None,
+        };
+        Ok(Placed {
+            state: PartitionState {
+                topic: topic.to_owned(),
+                partition,
+                next,
+                end: high,
+                not_before,
+            },
+            key,
+            stored,
+            gap,
+            passed_over,
+        })
+    }
 }
 
 impl KafkaSource {
@@ -544,17 +539,20 @@ impl KafkaSource {
             tracing::info!(partitions = %list(&changes.revoked), "partitions taken by the group");
         }
         let given: Vec<PartitionKey> = changes.assigned.iter().map(|p| p.key.clone()).collect();
-        tracing::info!(partitions = %list(&given), "partitions given by the group");
+        if !given.is_empty() || changes.revoked.is_empty() {
+            tracing::info!(partitions = %list(&given), "partitions given by the group");
+        }
         pending.merge(changes);
+    }
+
+    /// Whether the group has not yet given this loader anything (not even nothing).
+    pub fn waiting_for_partitions(&self) -> bool {
+        self.changed.is_none()
     }
 
     /// Whether the group has given this loader its partitions and each has been read
     /// up to where it ended when it was given; a loader given none waits a little
     /// for a share before it counts as done.
-    pub fn waiting_for_partitions(&self) -> bool {
-        self.changed.is_none()
-    }
-
     pub fn caught_up(&self) -> bool {
         match self.changed {
             None => false,

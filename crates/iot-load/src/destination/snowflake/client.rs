@@ -338,14 +338,18 @@ mod tests {
         assert_eq!(changed_rows(&QueryResult::Empty), 0);
     }
 
-    #[test]
-    fn names_the_setting_behind_a_refusal() {
-        let options = SnowflakeOptions::new(
+    fn options() -> SnowflakeOptions {
+        SnowflakeOptions::new(
             "xy12345".into(),
             "loader".into(),
             SnowflakeAuth::Password("secret".into()),
             "IOT".into(),
-        );
+        )
+    }
+
+    #[test]
+    fn names_the_setting_behind_a_refusal() {
+        let options = options();
         let refused = |code: &str, message: &str| {
             explain(
                 &options,
@@ -394,12 +398,7 @@ mod tests {
 
     #[test]
     fn a_lock_held_by_another_transaction_names_it_and_how_to_end_it() {
-        let options = SnowflakeOptions::new(
-            "xy12345".into(),
-            "loader".into(),
-            SnowflakeAuth::Password("secret".into()),
-            "IOT".into(),
-        );
+        let options = options();
         let error = explain(
             &options,
             "_commit_turn",
