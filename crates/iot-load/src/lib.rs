@@ -283,9 +283,7 @@ impl<D: Destination> Loader<D> {
     fn load(&mut self, options: &Options, shutdown: &Shutdown) -> Result<(), LoadError> {
         let mut batch = Batch::default();
         let mut ticker = Ticker::new(options.progress);
-        // In cron mode, a broker that stops delivering below the watermarks it reported
-        // must not hang the run until the next cron job piles up behind it.
-        let stall_limit = (options.kafka.timeout * 3).max(Duration::from_secs(30));
+        let stall_limit = self.source.stall_limit();
         let mut last_message = Instant::now();
         loop {
             if shutdown.requested() || (!options.follow && self.source.caught_up()) {
@@ -306,7 +304,7 @@ impl<D: Destination> Loader<D> {
                 if idle > waited {
                     return Err(SourceError::Unassigned { waited }.into());
                 }
-            } else if !options.follow && idle > stall_limit && !self.source.caught_up() {
+            } else if !options.follow && idle > stall_limit && self.source.behind() > 0 {
                 self.commit(&mut batch)?;
                 return Err(SourceError::Stalled {
                     idle: stall_limit,

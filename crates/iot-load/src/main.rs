@@ -109,7 +109,8 @@ struct Cli {
 
     /// Consumer group: loaders with the same group share the topics' partitions
     /// (run several for more throughput; each partition is loaded by one at a time).
-    /// Loaded offsets are also committed to it, for lag dashboards. Also read from
+    /// A cron run the group gives no partitions waits for a share up to
+    /// 3 × --kafka-timeout (at least 30 s), then exits 0. Loaded offsets are also committed to it, for lag dashboards. Also read from
     /// SOURCES__KAFKA__CREDENTIALS__GROUP_ID. [default: iot-load]
     #[arg(long, env = "KAFKA_GROUP_ID", value_name = "GROUP")]
     group_id: Option<String>,

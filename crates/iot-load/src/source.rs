@@ -148,10 +148,6 @@ pub struct KafkaSource {
     pending: Changes,
 }
 
-/// How long a cron run given no partitions waits for some: a rebalance that gives
-/// it a share takes a heartbeat or two.
-const EMPTY_HANDED: Duration = Duration::from_secs(6);
-
 /// How long the group waits for a member that stopped answering (killed, or its
 /// broker restarted) before it hands that member's partitions to the others. A
 /// joining loader can wait this long for its first partitions. (librdkafka's
@@ -550,14 +546,25 @@ impl KafkaSource {
         self.changed.is_none()
     }
 
+    /// How long a cron run may go without progress before it gives up: without a
+    /// message while behind (a broker that stops delivering below the watermarks it
+    /// reported must not hang the run until the next cron job piles up behind it),
+    /// or without a share of the partitions.
+    pub fn stall_limit(&self) -> Duration {
+        (self.timeout * 3).max(Duration::from_secs(30))
+    }
+
     /// Whether the group has given this loader its partitions and each has been read
-    /// up to where it ended when it was given; a loader given none waits a little
-    /// for a share before it counts as done.
+    /// up to where it ended when it was given. A loader given none waits for a share
+    /// up to the stall limit after the group last changed: with cooperative-sticky
+    /// assignment a newcomer is first given nothing, and its share comes a rebalance
+    /// later, once the members holding it let go of it, which they do between
+    /// batches (a slow destination delays it by seconds).
     pub fn caught_up(&self) -> bool {
         match self.changed {
             None => false,
             Some(_) if !self.partitions.is_empty() => self.behind() == 0,
-            Some(at) => at.elapsed() >= EMPTY_HANDED,
+            Some(at) => at.elapsed() >= self.stall_limit(),
         }
     }
 
