@@ -166,6 +166,8 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         report.first_error
     );
 
+    wait_for_group_coordinator(bootstrap, &topics.vehicle);
+
     // Load in a child process, so that its peak memory is the loader's alone.
     let started = Instant::now();
     let output = std::process::Command::new(std::env::current_exe().expect("own path"))
@@ -194,6 +196,30 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
             );
         }
         Err(stalled) => println!("plain consumer         stalled: {stalled}"),
+    }
+}
+
+/// Asks a group's committed offsets, which waits until the broker has a group
+/// coordinator. A fresh broker creates its offsets topic on the first such question,
+/// which takes it about 3 s: once in a cluster's life, so not part of the figure.
+fn wait_for_group_coordinator(bootstrap: &str, topic: &str) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "load-bench-warm-up")
+        .create()
+        .expect("consumer settings are valid");
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, 0);
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    // Answered "coordinator not available" until the offsets topic is ready.
+    while let Err(e) = consumer.committed_offsets(list.clone(), std::time::Duration::from_secs(5)) {
+        assert!(
+            Instant::now() < deadline,
+            "no group coordinator within 30 s: {e}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
