@@ -1,21 +1,21 @@
 //! Where events go: a Kafka topic per stream, or standard output as NDJSON.
 //!
-//! The Kafka sink hands messages to librdkafka without waiting for each one, keeps
-//! the delivery receipts, and waits for them in bulk, oldest first, whenever too
-//! many are outstanding and at the end. librdkafka batches, compresses and retries;
-//! the idempotent producer keeps retries from writing a message twice.
+//! The Kafka sink hands messages to librdkafka without waiting for each one.
+//! librdkafka batches, compresses and retries (the idempotent producer keeps retries
+//! from writing a message twice), and reports each message's fate on its own thread,
+//! where it is counted; the run waits for the last reports at the end.
 
-use std::collections::VecDeque;
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use iot_kafka::{KafkaError, KafkaSettings};
+use rdkafka::ClientContext;
 use rdkafka::error::KafkaError as RdKafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-
-/// Delivery receipts kept before waiting for the oldest half of them.
-const MAX_IN_FLIGHT: usize = 200_000;
 
 /// How the sending went.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,16 +62,46 @@ impl Sink {
     /// Messages handed over and not yet confirmed.
     pub fn in_flight(&self) -> usize {
         match self {
-            Sink::Kafka(k) => k.in_flight.len(),
+            Sink::Kafka(k) => k.producer.in_flight_count().max(0) as usize,
             Sink::Stdout(_) => 0,
         }
     }
 }
 
 pub struct KafkaSink {
-    producer: FutureProducer,
-    in_flight: VecDeque<DeliveryFuture>,
-    report: DeliveryReport,
+    producer: ThreadedProducer<Receipts>,
+}
+
+/// The delivery reports, counted as librdkafka's polling thread hands them over:
+/// no future, channel or copy per message (a future per message held simulate to
+/// under half of a bare producer's rate).
+#[derive(Default)]
+struct Receipts {
+    delivered: AtomicU64,
+    /// `delivered` stays 0 here: counted apart, without a lock.
+    failures: Mutex<DeliveryReport>,
+}
+
+impl Receipts {
+    fn fail(&self, error: String) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.fail(error);
+    }
+}
+
+impl ClientContext for Receipts {}
+
+impl ProducerContext for Receipts {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::SeqCst);
+            }
+            Err((error, message)) => self.fail(format!("{}: {error}", message.topic())),
+        }
+    }
 }
 
 impl KafkaSink {
@@ -95,62 +125,42 @@ impl KafkaSink {
                 config.set(key, value);
             }
         }
-        let producer = config.create().map_err(KafkaError::Config)?;
-        Ok(Self {
-            producer,
-            in_flight: VecDeque::new(),
-            report: DeliveryReport::default(),
-        })
+        let producer = config
+            .create_with_context(Receipts::default())
+            .map_err(KafkaError::Config)?;
+        Ok(Self { producer })
     }
 
     async fn send(&mut self, topic: &str, key: &[u8], payload: &[u8]) {
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
         loop {
-            let record = FutureRecord::to(topic).key(key).payload(payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    self.in_flight.push_back(delivery);
-                    break;
+            match self.producer.send(record) {
+                Ok(()) => return,
+                // librdkafka's queue is full: wait for it to deliver some.
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // librdkafka's queue is full: make room by waiting for receipts.
-                    if !self.settle_oldest().await {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-                Err((e, _)) => {
-                    self.report.fail(format!("{topic}: {e}"));
-                    break;
-                }
-            }
-        }
-        if self.in_flight.len() >= MAX_IN_FLIGHT {
-            while self.in_flight.len() > MAX_IN_FLIGHT / 2 {
-                self.settle_oldest().await;
+                Err((e, _)) => return self.producer.context().fail(format!("{topic}: {e}")),
             }
         }
     }
 
-    /// Waits for the oldest outstanding receipt; `false` if there was none.
-    async fn settle_oldest(&mut self) -> bool {
-        let Some(delivery) = self.in_flight.pop_front() else {
-            return false;
-        };
-        match delivery.await {
-            Ok(Ok(_)) => self.report.delivered += 1,
-            Ok(Err((e, message))) => {
-                use rdkafka::Message;
-                self.report.fail(format!("{}: {e}", message.topic()));
-            }
-            Err(_) => self
-                .report
-                .fail("the producer shut down before confirming delivery"),
+    /// Waits until librdkafka has reported on every message: delivered, or failed
+    /// once `message.timeout.ms` ran out.
+    async fn finish(self) -> DeliveryReport {
+        while self.producer.in_flight_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        true
-    }
-
-    async fn finish(mut self) -> DeliveryReport {
-        while self.settle_oldest().await {}
-        self.report
+        let receipts = self.producer.context();
+        let failures = receipts
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        DeliveryReport {
+            delivered: receipts.delivered.load(Ordering::SeqCst),
+            ..failures.clone()
+        }
     }
 }
 
