@@ -3,13 +3,14 @@
 //! skip or double a message.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iot_cli::Shutdown;
 use iot_kafka::KafkaSettings;
-use iot_load::batch::BatchPolicy;
+use iot_load::batch::{Batch, BatchPolicy};
+use iot_load::destination::DestinationError;
 use iot_load::destination::duckdb::DuckDbOptions;
-use iot_load::source::StartFrom;
+use iot_load::source::{KafkaSource, StartFrom};
 use iot_load::{DestinationOptions, LoadError, Options, Summary};
 use iot_model::{Timestamp, Topics};
 use rdkafka::ClientConfig;
@@ -209,4 +210,46 @@ fn start_from_fails_loudly_when_list_offsets_keeps_failing() {
     assert!(text.contains("from Kafka failed"), "{text}");
     assert_eq!(error.exit_code(), iot_load::exit::FAILURE, "{text}");
     assert_eq!(mock.loaded(), (0, 0, 0), "{text}");
+}
+
+/// The destination failing while the partitions the group gives are placed (with
+/// `--follow` the loader lets go of a DuckDB file between batches, and DBeaver may
+/// have taken it when a rebalance comes): the run ends with the destination's own
+/// error and exit status, at the first look after the rebalance, before anything is
+/// read from the partitions it could not place.
+#[test]
+fn a_destination_failing_while_partitions_are_placed_ends_the_run_before_any_read() {
+    let mock = Mock::new(1);
+    mock.produce(100, Timestamp::now());
+    let options = mock.options();
+    let locked = || {
+        Err(DestinationError::Locked {
+            path: "iot_service.duckdb".into(),
+            holder: " (PID 4242)".into(),
+        })
+    };
+    let mut source = KafkaSource::open(&options, Box::new(locked)).unwrap();
+    let mut batch = Batch::default();
+    let given_by = Instant::now() + Duration::from_secs(30);
+    let error = loop {
+        source
+            .poll_into(&mut batch, &options.topics, Duration::from_millis(100))
+            .unwrap();
+        if let Err(error) = source.take_changes() {
+            break LoadError::from(error);
+        }
+        assert!(
+            Instant::now() < given_by,
+            "the group gave no partitions in 30 s"
+        );
+    };
+    // The loader looks at the changes after every poll, so the run ends here, before
+    // a message of a partition it could not place reaches a batch.
+    assert!(batch.is_empty(), "{} messages read", batch.len());
+    let text = iot_cli::error_chain(&error);
+    assert!(
+        text.contains("in use by another program (PID 4242)"),
+        "{text}"
+    );
+    assert_eq!(error.exit_code(), iot_load::exit::LOCKED, "{text}");
 }
