@@ -270,50 +270,55 @@ impl Placing {
         if list.count() == 0 || self.failure.is_some() {
             return;
         }
-        let stored = match (self.stored)() {
-            Ok(stored) => stored,
-            Err(e) => {
-                self.failure = Some(PlaceError::Stored(e));
-                return;
-            }
-        };
+        if let Err(failure) = self.try_assign(consumer, list) {
+            self.failure = Some(failure);
+        }
+    }
+
+    /// Places every partition of `list`, setting where fetching starts, from one
+    /// read of the stored offsets and one broker request per question (watermarks,
+    /// and where `--start-from` is reached) for all of them. Blocking.
+    fn try_assign<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        list: &TopicPartitionList,
+    ) -> Result<(), PlaceError> {
+        let read = |what: String, e| PlaceError::Kafka(SourceError::Read { what, source: e });
+        let stored = (self.stored)().map_err(PlaceError::Stored)?;
         let keys: Vec<PartitionKey> = list
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
-        let marks = match watermarks(consumer, &keys, self.timeout) {
-            Ok(marks) => marks,
-            Err(e) => {
-                self.failure = Some(PlaceError::Kafka(SourceError::Read {
-                    what: format!("the offsets of {}", self::list(&keys)),
-                    source: e,
-                }));
-                return;
-            }
+        let marks = watermarks(consumer, &keys, self.timeout)
+            .map_err(|e| read(format!("the offsets of {}", self::list(&keys)), e))?;
+        let never_loaded: Vec<PartitionKey> = keys
+            .iter()
+            .filter(|key| !stored.contains_key(*key))
+            .cloned()
+            .collect();
+        let reached = match self.start_from {
+            StartFrom::Time(t) if !never_loaded.is_empty() => list_offsets(
+                consumer,
+                &never_loaded,
+                Offset::Offset(t.millis()),
+                self.timeout,
+            )
+            .map_err(|e| read(format!("where {} reach {t}", self::list(&never_loaded)), e))?,
+            _ => BTreeMap::new(),
         };
         for (mut element, key) in list.elements().into_iter().zip(keys) {
-            let stored_next = stored.get(&key).copied();
             let (low, high) = marks[&key];
+            let (next, at) = (stored.get(&key).copied(), reached.get(&key).copied());
             let placed = self
-                .place(consumer, key, stored_next, low, high)
-                .and_then(|placed| {
-                    element
-                        .set_offset(Offset::Offset(placed.state.next))
-                        .map(|()| placed)
-                        .map_err(|e| SourceError::Read {
-                            what: format!("{} partition {}", element.topic(), element.partition()),
-                            source: e,
-                        })
-                });
-            match placed {
-                Ok(placed) => self.changes.assigned.push(placed),
-                Err(e) => {
-                    self.failure = Some(PlaceError::Kafka(e));
-                    return;
-                }
-            }
+                .place(key, next, low, high, at)
+                .map_err(PlaceError::Kafka)?;
+            element
+                .set_offset(Offset::Offset(placed.state.next))
+                .map_err(|e| read(format!("{} partition {}", placed.key.0, placed.key.1), e))?;
+            self.changes.assigned.push(placed);
         }
+        Ok(())
     }
 
     fn revoke(&mut self, list: &TopicPartitionList) {
@@ -325,17 +330,17 @@ impl Placing {
 
     /// Where a partition given to this loader starts: at the destination's next
     /// offset, checked against what the broker still has (`low` to `high`); for one
-    /// never loaded, at its earliest message or where `--start-from` reaches. Blocking.
-    fn place<C: ConsumerContext>(
+    /// never loaded, at its earliest message or, under `--start-from`, where that time
+    /// is `reached` (None: no message that new yet, so at its end).
+    fn place(
         &self,
-        consumer: &BaseConsumer<C>,
         key: PartitionKey,
         stored: Option<i64>,
         low: i64,
         high: i64,
+        reached: Option<i64>,
     ) -> Result<Placed, SourceError> {
-        let (start_from, reset_offsets, timeout) =
-            (self.start_from, self.reset_offsets, self.timeout);
+        let (start_from, reset_offsets) = (self.start_from, self.reset_offsets);
         let (topic, partition) = (key.0.as_str(), key.1);
         let range = |from, to| PartitionRange {
             topic: topic.to_owned(),
@@ -377,21 +382,8 @@ impl Placing {
             Some(stored) => stored,
             None => match start_from {
                 StartFrom::Earliest => low,
-                StartFrom::Time(t) => {
-                    // No message that new yet: the partition starts at its end.
-                    let at = list_offsets(
-                        consumer,
-                        std::slice::from_ref(&key),
-                        Offset::Offset(t.millis()),
-                        timeout,
-                    )
-                    .map_err(|e| SourceError::Read {
-                        what: format!("where {topic} partition {partition} reaches {t}"),
-                        source: e,
-                    })?
-                    .get(&key)
-                    .copied()
-                    .unwrap_or(high);
+                StartFrom::Time(_) => {
+                    let at = reached.unwrap_or(high);
                     passed_over = Some(range(low, at));
                     at
                 }
