@@ -69,6 +69,16 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// CPU time (user + system) this process has used, from /proc on Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports in USER_HZ, which is 100 on every mainstream configuration.
+    Some(ticks / 100.0)
+}
+
 fn main() {
     if let Ok(bootstrap) = std::env::var("IOT_BENCH_CHILD_LOAD") {
         return load_child(&bootstrap);
@@ -307,9 +317,10 @@ fn load_child(bootstrap: &str) {
     };
     let summary = iot_load::run(options, &Shutdown::default()).expect("the bench load succeeds");
     println!(
-        "{} rows loaded, peak RSS {:.0} MB",
+        "{} rows loaded, peak RSS {:.0} MB, {:.1} s of CPU",
         summary.load.total_rows(),
-        peak_rss_mb().unwrap_or(f64::NAN)
+        peak_rss_mb().unwrap_or(f64::NAN),
+        cpu_seconds().unwrap_or(f64::NAN)
     );
     let _ = std::fs::remove_dir_all(dir);
 }

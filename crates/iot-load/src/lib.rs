@@ -12,6 +12,7 @@ pub mod destination;
 pub mod report;
 pub mod source;
 pub mod tables;
+pub mod writer;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use crate::destination::duckdb::{DuckDb, DuckDbOptions};
 use crate::destination::snowflake::{Snowflake, SnowflakeOptions};
 use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
 use crate::source::{KafkaSource, PlaceError, SourceError, StartFrom, lock};
+use crate::writer::{Job, Writer, Written};
 
 /// Exit statuses, as documented in `load --help`.
 pub mod exit {
@@ -224,19 +226,26 @@ fn run_with<D: Destination + Send + 'static>(
     if options.follow {
         destination.release();
     }
-    // Shared with the rebalance callback, which reads the stored offsets of the
-    // partitions it is given. It runs inside the consumer's poll, on this thread,
-    // while the loader is not using the destination.
+    // Shared with the writer thread, which commits batches, and with the rebalance
+    // callback, which reads the stored offsets of the partitions it is given (after
+    // the batch in flight, if any, is committed: the writer holds the lock meanwhile).
     let destination = Arc::new(Mutex::new(destination));
+    let writer = Writer::spawn(Arc::clone(&destination));
     let reader = Arc::clone(&destination);
-    let source = KafkaSource::open(options, Box::new(move || lock(&reader).stored_offsets()))?;
+    let source = KafkaSource::open(
+        options,
+        Box::new(move || lock(&reader).stored_offsets()),
+        writer.waiter(),
+    )?;
     let load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
     tracing::info!(load_id = %load.load_id, "load started");
     let mut run = Loader {
         destination,
+        writer,
         source,
         load,
         expected: StoredOffsets::new(),
+        spare: Batch::default(),
     };
 
     if let Err(error) = run.load(options, shutdown) {
@@ -269,12 +278,17 @@ fn run_with<D: Destination + Send + 'static>(
 /// What a run carries from batch to batch.
 struct Loader<D> {
     destination: Arc<Mutex<D>>,
+    /// Commits each full batch while the next is read.
+    writer: Writer,
     source: KafkaSource,
+    /// What is committed so far.
     load: LoadRecord,
     /// The stored offsets of the partitions this loader owns, as it believes them:
     /// read when the group gave it each partition, moved on by what it committed. A
     /// commit succeeds only if the destination agrees.
     expected: StoredOffsets,
+    /// The batch the writer gave back last, emptied, for the next one to fill.
+    spare: Batch,
 }
 
 impl<D: Destination> Loader<D> {
@@ -305,7 +319,8 @@ impl<D: Destination> Loader<D> {
                     return Err(SourceError::Unassigned { waited }.into());
                 }
             } else if !options.follow && idle > stall_limit && self.source.behind() > 0 {
-                self.commit(&mut batch)?;
+                self.commit(&mut batch, false)?;
+                self.settle(&mut batch)?;
                 return Err(SourceError::Stalled {
                     idle: stall_limit,
                     behind: self.source.behind(),
@@ -319,18 +334,16 @@ impl<D: Destination> Loader<D> {
                 // A full batch means more are waiting: keep the destination open for
                 // them. Otherwise a follower is about to wait, and lets go of it.
                 let more_waiting = batch.len() >= options.batch.max_messages;
-                self.commit(&mut batch)?;
-                // Time spent committing (a slow or contended destination) is not
-                // time the broker kept messages back.
+                self.commit(&mut batch, options.follow && !more_waiting)?;
+                // Time spent waiting for the batch before (a slow or contended
+                // destination) is not time the broker kept messages back.
                 last_message = Instant::now();
-                if options.follow && !more_waiting {
-                    lock(&self.destination).release();
-                }
             }
             report_progress(&mut ticker, &self.load, &batch);
         }
         // Ctrl-C: what was read is complete messages; commit it rather than read it again.
-        self.commit(&mut batch)?;
+        self.commit(&mut batch, false)?;
+        self.settle(&mut batch)?;
         self.source.commit_owned_offsets(&self.expected);
         Ok(())
     }
@@ -360,38 +373,74 @@ impl<D: Destination> Loader<D> {
     }
 
     /// Ends a run that failed after it started: `_loads` says `failed`, with the
-    /// error, and what was committed before it.
+    /// error, and what was committed before it (the batch in flight included).
     fn fail(&mut self, error: LoadError) -> LoadError {
+        if let Err(e) = self.settle(&mut Batch::default()) {
+            tracing::warn!(error = %iot_cli::error_chain(&e), "the batch in flight failed too");
+        }
         record_failure(&mut *lock(&self.destination), &mut self.load, &error);
         error
     }
 
-    /// Commits a batch and empties it for the next one. If another loader
-    /// committed some of its partitions first, the batch is dropped, and reading
-    /// goes on from the offsets now stored.
-    fn commit(&mut self, batch: &mut Batch) -> Result<(), LoadError> {
+    /// Hands a batch to the writer, once the one before it is committed, and
+    /// leaves an empty one in its place; with `release`, the writer lets go of the
+    /// destination afterwards.
+    fn commit(&mut self, batch: &mut Batch, release: bool) -> Result<(), LoadError> {
+        // This batch follows on from the offsets the one before it stores.
+        self.settle(batch)?;
         if batch.is_empty() {
             return Ok(());
         }
-        self.try_commit(batch).map_err(|source| LoadError::Commit {
-            batch: describe(batch),
-            source: Box::new(source),
-        })?;
-        // The next batch reuses the memory this one grew into.
-        batch.clear();
+        let mut counted = self.load.clone();
+        counted.add(batch);
+        let full = std::mem::replace(batch, std::mem::take(&mut self.spare));
+        self.writer.send(Job {
+            batch: full,
+            expected: self.expected.clone(),
+            load: counted,
+            release,
+        });
         Ok(())
     }
 
-    fn try_commit(&mut self, batch: &Batch) -> Result<(), LoadError> {
-        let mut counted = self.load.clone();
-        counted.add(batch);
-        let committed = lock(&self.destination).commit(batch, &self.expected, &counted);
-        match committed {
+    /// Waits for the batch in flight, if any, and takes in how it went. If another
+    /// loader committed some of its partitions first, it is dropped, and so is the
+    /// open batch read on after it: reading goes on from the offsets now stored.
+    fn settle(&mut self, open: &mut Batch) -> Result<(), LoadError> {
+        let Some(Written {
+            mut batch,
+            load,
+            result,
+        }) = self.writer.take()
+        else {
+            return Ok(());
+        };
+        let settled =
+            self.take_in(&batch, load, result, open)
+                .map_err(|source| LoadError::Commit {
+                    batch: describe(&batch),
+                    source: Box::new(source),
+                });
+        // The next batch reuses the memory this one grew into.
+        batch.clear();
+        self.spare = batch;
+        settled
+    }
+
+    fn take_in(
+        &mut self,
+        batch: &Batch,
+        counted: LoadRecord,
+        result: Result<(), DestinationError>,
+        open: &mut Batch,
+    ) -> Result<(), LoadError> {
+        match result {
             Ok(()) => {}
             Err(conflict @ DestinationError::Conflict { .. }) => {
                 tracing::warn!(%conflict, "reading on from the offsets the other loader stored");
                 self.expected = lock(&self.destination).stored_offsets()?;
-                self.source.rewind(&self.expected, batch)?;
+                self.source.rewind(&self.expected, &[batch, open])?;
+                open.clear();
                 return Ok(());
             }
             Err(e) => return Err(e.into()),

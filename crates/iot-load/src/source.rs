@@ -158,6 +158,11 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// poll (the rebalance callback), on the loader's thread, while the loader waits.
 pub type StoredReader = Box<dyn FnMut() -> Result<StoredOffsets, DestinationError> + Send>;
 
+/// Waits until the batch the loader is committing, if any, is committed. Called from
+/// inside the consumer's poll before the group takes partitions away, so that their
+/// new owner finds the offsets that batch stored.
+pub type CommitWaiter = Box<dyn Fn() + Send>;
+
 /// Why partitions the group gave this loader could not be placed. They stay
 /// paused, and the run ends.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +221,7 @@ pub struct Group {
 
 struct Placing {
     stored: StoredReader,
+    committed: CommitWaiter,
     start_from: StartFrom,
     reset_offsets: bool,
     timeout: Duration,
@@ -322,6 +328,7 @@ impl Placing {
     }
 
     fn revoke(&mut self, list: &TopicPartitionList) {
+        (self.committed)();
         for element in list.elements() {
             self.changes
                 .take_back((element.topic().to_owned(), element.partition()));
@@ -413,9 +420,13 @@ impl KafkaSource {
     /// Connects and joins the consumer group, subscribed to the five topics; as a
     /// static member if an instance id is given (a restart with the same id takes its
     /// partitions back at once). The partitions come with the first polls, each
-    /// placed at the offset `stored` reads for it then. In cron mode every topic must
-    /// exist. Blocking.
-    pub fn open(options: &Options, stored: StoredReader) -> Result<KafkaSource, SourceError> {
+    /// placed at the offset `stored` reads for it then; partitions are taken once
+    /// `committed` returns. In cron mode every topic must exist. Blocking.
+    pub fn open(
+        options: &Options,
+        stored: StoredReader,
+        committed: CommitWaiter,
+    ) -> Result<KafkaSource, SourceError> {
         let Options {
             kafka: settings,
             group_id,
@@ -463,6 +474,7 @@ impl KafkaSource {
         let group = Group {
             placing: Mutex::new(Placing {
                 stored,
+                committed,
                 start_from,
                 reset_offsets,
                 timeout,
@@ -667,14 +679,20 @@ impl KafkaSource {
         Ok(true)
     }
 
-    /// After a batch was dropped because another loader committed first: moves
+    /// After batches were dropped because another loader committed first: moves
     /// every partition to its stored offset, so that reading goes on exactly where
     /// the destination says (a partition never stored goes back to the start of
-    /// what the dropped batch held of it). Blocking.
-    pub fn rewind(&mut self, stored: &StoredOffsets, dropped: &Batch) -> Result<(), SourceError> {
+    /// what the earliest dropped batch, of those given earliest first, held of it).
+    /// Blocking.
+    pub fn rewind(
+        &mut self,
+        stored: &StoredOffsets,
+        dropped: &[&Batch],
+    ) -> Result<(), SourceError> {
         for p in &mut self.partitions {
             let key = (p.topic.clone(), p.partition);
-            let next = match (stored.get(&key), dropped.ranges().get(&key)) {
+            let first = dropped.iter().find_map(|b| b.ranges().get(&key));
+            let next = match (stored.get(&key), first) {
                 (Some(&stored), _) => stored,
                 (None, Some(range)) => range.first,
                 (None, None) => continue,
@@ -696,7 +714,7 @@ impl KafkaSource {
     /// Tells the consumer group how far the destination has got, for lag
     /// dashboards. Best effort: the destination's offsets are the truth.
     pub fn commit_group_offsets(&self, next: &BTreeMap<PartitionKey, i64>) {
-        self.commit_to_group(next.iter(), CommitMode::Async);
+        self.commit_to_group(next, CommitMode::Async);
     }
 
     /// At the end of a run: the stored offsets of every partition this loader owns,
@@ -704,22 +722,18 @@ impl KafkaSource {
     /// refused, so without this the group could show lag the destination does not
     /// have.
     pub fn commit_owned_offsets(&self, stored: &StoredOffsets) {
-        let owned = stored.iter().filter(|((topic, partition), _)| {
-            self.partitions
-                .iter()
-                .any(|p| p.topic == *topic && p.partition == *partition)
-        });
-        self.commit_to_group(owned, CommitMode::Sync);
+        self.commit_to_group(stored, CommitMode::Sync);
     }
 
-    fn commit_to_group<'a>(
-        &self,
-        next: impl Iterator<Item = (&'a PartitionKey, &'a i64)>,
-        mode: CommitMode,
-    ) {
+    /// Commits the offsets of the partitions this loader owns (a batch committed
+    /// after the group took some of its partitions must not move their new owner's
+    /// figures back).
+    fn commit_to_group(&self, next: &BTreeMap<PartitionKey, i64>, mode: CommitMode) {
         let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        for p in &self.partitions {
+            if let Some(offset) = next.get(&(p.topic.clone(), p.partition)) {
+                let _ = list.add_partition_offset(&p.topic, p.partition, Offset::Offset(*offset));
+            }
         }
         if list.count() == 0 {
             return;

@@ -228,7 +228,7 @@ fn a_destination_failing_while_partitions_are_placed_ends_the_run_before_any_rea
             holder: " (PID 4242)".into(),
         })
     };
-    let mut source = KafkaSource::open(&options, Box::new(locked)).unwrap();
+    let mut source = KafkaSource::open(&options, Box::new(locked), Box::new(|| ())).unwrap();
     let mut batch = Batch::default();
     let given_by = Instant::now() + Duration::from_secs(30);
     let error = loop {

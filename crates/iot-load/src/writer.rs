@@ -1,0 +1,175 @@
+//! Committing a batch on a thread of its own while the loader reads the next one.
+//!
+//! A loader's time goes to two halves of about the same size: reading and decoding
+//! messages, and writing batches to the destination. One after the other, on one
+//! thread, each half left a core idle while the other ran. Here the loader hands a
+//! full batch to the writer thread and reads on into the next.
+//!
+//! One batch at most is in flight, and the loader takes its outcome before it hands
+//! over the next: batches commit in the order they were read, each checked against
+//! the offsets the one before it stored. The rebalance callback waits for the batch
+//! in flight before the group takes partitions away (see [`Writer::waiter`]), so
+//! what it holds of them is committed before their new owner reads the stored
+//! offsets.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::batch::Batch;
+use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
+use crate::source::lock;
+
+/// A batch to commit, with what the commit checks and records.
+pub struct Job {
+    pub batch: Batch,
+    /// The stored offsets the batch follows on from (the compare-and-set).
+    pub expected: StoredOffsets,
+    /// The load's record with this batch counted in.
+    pub load: LoadRecord,
+    /// Let go of the destination afterwards (a follower about to wait for messages).
+    pub release: bool,
+}
+
+/// A batch the writer is done with, and how its commit went.
+pub struct Written {
+    pub batch: Batch,
+    pub load: LoadRecord,
+    pub result: Result<(), DestinationError>,
+}
+
+enum Slot {
+    Empty,
+    Queued(Job),
+    Writing,
+    Written(Written),
+    /// The writer thread has ended (dropped, or it panicked).
+    Closed,
+}
+
+struct Shared {
+    slot: Mutex<Slot>,
+    changed: Condvar,
+}
+
+impl Shared {
+    /// The slot once no batch is queued or being written.
+    fn settled(&self) -> MutexGuard<'_, Slot> {
+        let slot = lock(&self.slot);
+        self.changed
+            .wait_while(slot, |s| matches!(s, Slot::Queued(_) | Slot::Writing))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, value: Slot) {
+        *lock(&self.slot) = value;
+        self.changed.notify_all();
+    }
+}
+
+/// The writer thread, and the one slot through which batches go to it and back.
+pub struct Writer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the thread that commits batches to `destination`.
+    pub fn spawn<D: Destination + Send + 'static>(destination: Arc<Mutex<D>>) -> Writer {
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot::Empty),
+            changed: Condvar::new(),
+        });
+        let own = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || write_batches(&own, &destination))
+            .expect("the system can start a thread");
+        Writer {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Hands a batch over. The one before must have been taken back.
+    pub fn send(&self, job: Job) {
+        let mut slot = lock(&self.shared.slot);
+        assert!(
+            matches!(*slot, Slot::Empty),
+            "a batch is handed over only once the one before it is taken back"
+        );
+        *slot = Slot::Queued(job);
+        self.shared.changed.notify_all();
+    }
+
+    /// Waits for the batch in flight, if any, and takes it back.
+    pub fn take(&self) -> Option<Written> {
+        let mut slot = self.shared.settled();
+        match std::mem::replace(&mut *slot, Slot::Empty) {
+            Slot::Written(written) => Some(written),
+            Slot::Empty => None,
+            Slot::Closed => panic!("the writer thread ended with a batch in flight"),
+            Slot::Queued(_) | Slot::Writing => unreachable!("settled"),
+        }
+    }
+
+    /// Something that waits until no batch is being written, leaving its outcome for
+    /// [`Writer::take`]: for the rebalance callback, before partitions are taken.
+    pub fn waiter(&self) -> Box<dyn Fn() + Send> {
+        let shared = Arc::clone(&self.shared);
+        Box::new(move || drop(shared.settled()))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A batch still in flight is written to its end: the transaction is the
+        // destination's to finish, not ours to cut.
+        drop(self.shared.settled());
+        self.shared.set(Slot::Closed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_batches<D: Destination>(shared: &Shared, destination: &Mutex<D>) {
+    // Should a commit panic, the loader waiting for it learns so rather than waiting on.
+    struct ClosedOnPanic<'a>(&'a Shared);
+    impl Drop for ClosedOnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.set(Slot::Closed);
+            }
+        }
+    }
+    let _guard = ClosedOnPanic(shared);
+    loop {
+        let job = {
+            let slot = lock(&shared.slot);
+            let mut slot = shared
+                .changed
+                .wait_while(slot, |s| !matches!(s, Slot::Queued(_) | Slot::Closed))
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match std::mem::replace(&mut *slot, Slot::Writing) {
+                Slot::Queued(job) => job,
+                _ => {
+                    *slot = Slot::Closed;
+                    return;
+                }
+            }
+        };
+        let result = {
+            let mut destination = lock(destination);
+            let result = destination.commit(&job.batch, &job.expected, &job.load);
+            if result.is_ok() && job.release {
+                destination.release();
+            }
+            result
+        };
+        shared.set(Slot::Written(Written {
+            batch: job.batch,
+            load: job.load,
+            result,
+        }));
+    }
+}
