@@ -173,3 +173,70 @@ fn write_batches<D: Destination>(shared: &Shared, destination: &Mutex<D>) {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::KafkaMeta;
+    use crate::destination::duckdb::{DuckDb, DuckDbOptions};
+    use iot_model::{Timestamp, Topics};
+
+    /// A batch of one dead letter at `offset` of gps_data partition 0.
+    fn batch_at(offset: i64) -> Batch {
+        let mut batch = Batch::default();
+        let kafka = KafkaMeta {
+            partition: 0,
+            offset,
+            timestamp: None,
+            key: None,
+        };
+        batch.add(&Topics::default(), "gps_data", kafka, Some(b"not JSON"));
+        batch
+    }
+
+    #[test]
+    fn batches_commit_in_turn_and_a_stale_one_comes_back_refused() {
+        let dir = std::env::temp_dir().join(format!("iot-load-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = DuckDbOptions {
+            path: dir.join("writer.duckdb"),
+            ..DuckDbOptions::default()
+        };
+        let destination = Arc::new(Mutex::new(DuckDb::new(options, Topics::default())));
+        let writer = Writer::spawn(Arc::clone(&destination));
+        let wait = writer.waiter();
+        let load = LoadRecord::new("writer".into(), Timestamp::now());
+        assert!(writer.take().is_none(), "nothing in flight yet");
+
+        let job = |offset, expected: &[i64]| Job {
+            batch: batch_at(offset),
+            expected: expected
+                .iter()
+                .map(|&next| (("gps_data".to_owned(), 0), next))
+                .collect(),
+            load: load.clone(),
+            release: false,
+        };
+        writer.send(job(0, &[]));
+        wait();
+        let first = writer.take().expect("the batch handed over");
+        assert!(first.result.is_ok(), "{:?}", first.result.err());
+        assert_eq!(first.batch.ranges().len(), 1, "the batch comes back whole");
+
+        writer.send(job(1, &[1]));
+        let second = writer.take().expect("the second batch");
+        assert!(second.result.is_ok(), "{:?}", second.result.err());
+
+        // A batch that assumes the first was never stored.
+        writer.send(job(1, &[]));
+        let stale = writer.take().expect("the stale batch");
+        assert!(
+            matches!(stale.result, Err(DestinationError::Conflict { .. })),
+            "{:?}",
+            stale.result.err()
+        );
+        drop(writer);
+        let stored = lock(&destination).stored_offsets().unwrap();
+        assert_eq!(stored.get(&("gps_data".to_owned(), 0)), Some(&2));
+    }
+}
