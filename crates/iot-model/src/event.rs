@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{EventKind, Timestamp};
+use crate::{EventKind, Timestamp, encode};
 
 /// `as_str()` for a unit enum: its JSON name, for tables and messages. The tests
 /// check that each name is what serde writes.
@@ -224,11 +224,11 @@ impl Event {
     /// Appends the event's JSON to `out`, with no trailing newline.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let written = match self {
-            Event::Vehicle(e) => serde_json::to_writer(&mut *out, e),
-            Event::Gps(e) => serde_json::to_writer(&mut *out, e),
-            Event::TrafficCamera(e) => serde_json::to_writer(&mut *out, e),
-            Event::Weather(e) => serde_json::to_writer(&mut *out, e),
-            Event::Emergency(e) => serde_json::to_writer(&mut *out, e),
+            Event::Vehicle(e) => encode::to_vec(out, e),
+            Event::Gps(e) => encode::to_vec(out, e),
+            Event::TrafficCamera(e) => encode::to_vec(out, e),
+            Event::Weather(e) => encode::to_vec(out, e),
+            Event::Emergency(e) => encode::to_vec(out, e),
         };
         // Writing plain structs into a Vec cannot fail: no I/O, no maps with
         // non-string keys. Non-finite floats are written as `null`, which the

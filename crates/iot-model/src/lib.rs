@@ -5,6 +5,7 @@
 //! decodes and validates them. Nothing here talks to Kafka or a database, so both
 //! programs agree on the format by construction.
 
+mod encode;
 mod event;
 mod timestamp;
 mod topic;
