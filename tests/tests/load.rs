@@ -779,6 +779,24 @@ fn an_unreachable_broker_is_exit_5() {
 }
 
 #[test]
+fn librdkafkas_trace_is_printed_when_its_debug_setting_asks() {
+    let f = Fixture::new();
+    f.simulate(&["--from", "Potsdam", "--to", "Berlin", "--max-events", "20"]);
+    let traced = f.load(&["--kafka-setting", "debug=cgrp"]);
+    let stderr = String::from_utf8_lossy(&traced.stderr);
+    assert!(traced.status.success(), "{stderr}");
+    // The group coordinator's part of librdkafka, as it joins the group.
+    assert!(
+        stderr.contains("librdkafka: ") && stderr.contains(&f.group),
+        "{stderr}"
+    );
+    let quiet = f.load(&[]);
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(quiet.status.success(), "{stderr}");
+    assert!(!stderr.contains(&f.group), "{stderr}");
+}
+
+#[test]
 fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
     let f = Fixture::new();
     let first = f.simulate(&[

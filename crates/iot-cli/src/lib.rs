@@ -21,11 +21,12 @@ pub fn load_dotenv() -> Result<(), String> {
 }
 
 /// Logs to standard error, filtered by `RUST_LOG` (default `info`), in colour only
-/// on a terminal.
+/// on a terminal. librdkafka's debug lines pass by default: it writes them only
+/// for the parts named in its `debug` setting (`--kafka-setting debug=cgrp`).
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,snowflake_api=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,snowflake_api=warn,librdkafka=debug"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -233,7 +233,8 @@ pub struct KafkaArgs {
     pub sasl_username: Option<String>,
 
     /// Any librdkafka property, as key=value; repeat the flag for several
-    /// (in the variable, separate them with commas).
+    /// (in the variable, separate them with commas). `debug=broker,fetch` (or
+    /// cgrp, protocol, all) prints librdkafka's own trace of those parts.
     #[arg(
         long = "kafka-setting",
         env = "KAFKA_SETTINGS",
