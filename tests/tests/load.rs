@@ -828,7 +828,30 @@ fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
         "150",
     ]);
     assert!(total > first);
-    std::thread::sleep(Duration::from_secs(3));
+    // Caught up and waiting, the follower shows the group no lag.
+    let with_messages: BTreeSet<(String, i32)> = f
+        .topics
+        .iter()
+        .flat_map(|(_, topic)| read_topic(&f.bootstrap, topic))
+        .map(|r| (r.topic, r.partition))
+        .collect();
+    let started = Instant::now();
+    loop {
+        let lag = group_lag(&f.bootstrap, &f.group);
+        let caught_up: BTreeSet<(String, i32)> = lag
+            .iter()
+            .filter(|(_, _, lag)| *lag == Some(0))
+            .map(|(t, p, _)| (t.clone(), *p))
+            .collect();
+        if caught_up == with_messages {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the group still shows lag while load follows: {lag:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let signalled = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

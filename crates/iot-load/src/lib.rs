@@ -311,6 +311,11 @@ impl<D: Destination> Loader<D> {
                 last_message = now;
             }
             self.follow_group(&mut batch, &options.topics)?;
+            // A batch written is taken in at once, not when the next is full: a
+            // follower may wait long for the next, and the group's figures with it.
+            if let Some(written) = self.writer.try_take() {
+                self.take_in(written, &mut batch)?;
+            }
             let idle = now - last_message;
             if self.source.waiting_for_partitions() {
                 // A member that stopped answering holds the group up for its session.
@@ -403,31 +408,36 @@ impl<D: Destination> Loader<D> {
         Ok(())
     }
 
-    /// Waits for the batch in flight, if any, and takes in how it went. If another
-    /// loader committed some of its partitions first, it is dropped, and so is the
-    /// open batch read on after it: reading goes on from the offsets now stored.
+    /// Waits for the batch in flight, if any, and takes in how it went.
     fn settle(&mut self, open: &mut Batch) -> Result<(), LoadError> {
-        let Some(Written {
+        match self.writer.take() {
+            Some(written) => self.take_in(written, open),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes in how a batch's commit went. If another loader committed some of its
+    /// partitions first, it is dropped, and so is the open batch read on after it:
+    /// reading goes on from the offsets now stored.
+    fn take_in(&mut self, written: Written, open: &mut Batch) -> Result<(), LoadError> {
+        let Written {
             mut batch,
             load,
             result,
-        }) = self.writer.take()
-        else {
-            return Ok(());
-        };
-        let settled =
-            self.take_in(&batch, load, result, open)
-                .map_err(|source| LoadError::Commit {
-                    batch: describe(&batch),
-                    source: Box::new(source),
-                });
+        } = written;
+        let outcome = self
+            .follow_on(&batch, load, result, open)
+            .map_err(|source| LoadError::Commit {
+                batch: describe(&batch),
+                source: Box::new(source),
+            });
         // The next batch reuses the memory this one grew into.
         batch.clear();
         self.spare = batch;
-        settled
+        outcome
     }
 
-    fn take_in(
+    fn follow_on(
         &mut self,
         batch: &Batch,
         counted: LoadRecord,

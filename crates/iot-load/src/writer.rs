@@ -112,6 +112,18 @@ impl Writer {
         }
     }
 
+    /// The batch in flight, if it is written already; never waits.
+    pub fn try_take(&self) -> Option<Written> {
+        let mut slot = lock(&self.shared.slot);
+        match std::mem::replace(&mut *slot, Slot::Empty) {
+            Slot::Written(written) => Some(written),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
     /// Something that waits until no batch is being written, leaving its outcome for
     /// [`Writer::take`]: for the rebalance callback, before partitions are taken.
     pub fn waiter(&self) -> Box<dyn Fn() + Send> {
