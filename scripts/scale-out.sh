@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Scale-out, shown by one command: LOADERS loaders (default 3) of one consumer group
 # load with --follow into the Snowflake emulator while simulate sends a fleet's
-# events into topics of PARTITIONS partitions (default 6). Half way through, the
-# first loader is killed with SIGKILL; the group hands its partitions to the others
-# after its 10 s session. When simulate is done and the others have drained the
+# events into topics of PARTITIONS partitions (default 6). Half way through, a
+# loader the group has given partitions is killed with SIGKILL; the group hands its
+# partitions to the others after its 10 s session. When simulate is done and the
+# others have drained the
 # topics, they are stopped with Ctrl-C, and the script prints the rows per table,
 # the partitions each loader was given and had taken over time, the group's lag as
 # Kafka's own kafka-consumer-groups reports it, and the duplicate and missing offset
@@ -74,9 +75,18 @@ say "simulate: 16 vehicles from Potsdam to Leipzig, 5 simulated minutes at 20x"
   --seed 7 >/dev/null 2>"$work/simulate.log" &
 simulate=$!
 sleep 8
-say "killing loader 1 (SIGKILL) half way"
-kill -KILL "${pids[1]}"
-wait "${pids[1]}" 2>/dev/null || true
+# The loader to kill: one the group has given partitions, so that its share has to
+# move (the first to join can be given nothing until the others have joined).
+victim=1
+for i in $(seq 1 "$loaders"); do
+  if grep -q "partitions given by the group partitions=[^ ]" "$work/loader-$i.log"; then
+    victim=$i
+    break
+  fi
+done
+say "killing loader $victim (SIGKILL) half way"
+kill -KILL "${pids[$victim]}"
+wait "${pids[$victim]}" 2>/dev/null || true
 wait "$simulate"
 tail -n 3 "$work/simulate.log" >&2
 
@@ -94,8 +104,9 @@ until lag | awk -v g="$group" '$1 == g { seen++; if ($6 == "-" ? $5 != 0 : $6 !=
   sleep 2
 done
 sleep 3
-for i in $(seq 2 "$loaders"); do kill -INT "${pids[$i]}"; done
-for i in $(seq 2 "$loaders"); do
+survivors=$(seq 1 "$loaders" | grep -vx "$victim")
+for i in $survivors; do kill -INT "${pids[$i]}"; done
+for i in $survivors; do
   wait "${pids[$i]}" || { say "loader $i failed:"; tail -n 20 "$work/loader-$i.log" >&2; exit 1; }
 done
 pids=()
