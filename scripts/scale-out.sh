@@ -4,8 +4,8 @@
 # events into topics of PARTITIONS partitions (default 6). Half way through, a
 # loader the group has given partitions is killed with SIGKILL; the group hands its
 # partitions to the others after its 10 s session. When simulate is done and the
-# others have drained the
-# topics, they are stopped with Ctrl-C, and the script prints the rows per table,
+# others have drained the topics, they are stopped with Ctrl-C, and the script
+# prints the rows per table,
 # the partitions each loader was given and had taken over time, the group's lag as
 # Kafka's own kafka-consumer-groups reports it, and the duplicate and missing offset
 # counts (both must be 0).
