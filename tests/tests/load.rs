@@ -58,6 +58,15 @@ impl Fixture {
         run(&mut self.load_command(args), LIMIT)
     }
 
+    /// The partitions of this fixture's topics that hold messages.
+    fn partitions_with_messages(&self) -> BTreeSet<(String, i32)> {
+        self.topics
+            .iter()
+            .flat_map(|(_, topic)| read_topic(&self.bootstrap, topic))
+            .map(|r| (r.topic, r.partition))
+            .collect()
+    }
+
     fn count(&self, table: &str) -> i64 {
         self.aggregate(table, "count(*)")
     }
@@ -119,12 +128,7 @@ fn loads_everything_once_and_a_second_run_adds_nothing() {
 
     // Kafka's own tool agrees: the group has read every partition to its end.
     let lag = group_lag(&f.bootstrap, &f.group);
-    let with_messages: BTreeSet<(String, i32)> = f
-        .topics
-        .iter()
-        .flat_map(|(_, topic)| read_topic(&f.bootstrap, topic))
-        .map(|r| (r.topic, r.partition))
-        .collect();
+    let with_messages = f.partitions_with_messages();
     let caught_up: BTreeSet<(String, i32)> = lag
         .iter()
         .filter(|(_, _, lag)| *lag == Some(0))
@@ -829,12 +833,7 @@ fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
     ]);
     assert!(total > first);
     // Caught up and waiting, the follower shows the group no lag.
-    let with_messages: BTreeSet<(String, i32)> = f
-        .topics
-        .iter()
-        .flat_map(|(_, topic)| read_topic(&f.bootstrap, topic))
-        .map(|r| (r.topic, r.partition))
-        .collect();
+    let with_messages = f.partitions_with_messages();
     let started = Instant::now();
     loop {
         let lag = group_lag(&f.bootstrap, &f.group);
