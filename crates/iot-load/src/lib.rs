@@ -254,10 +254,16 @@ fn run_with<D: Destination + Send + 'static>(
 
     let Loader {
         destination,
+        writer,
         source,
         mut load,
+        spare,
         ..
     } = run;
+    // The batches' memory goes before the file is closed (closing checkpoints it:
+    // the run's peak), and with the writer thread its hold on the destination.
+    drop(spare);
+    drop(writer);
     let interrupted = shutdown.requested();
     load.status = if interrupted {
         "interrupted"
