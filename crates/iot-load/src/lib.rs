@@ -310,16 +310,17 @@ impl<D: Destination> Loader<D> {
                 break;
             }
             let now = Instant::now();
-            if self
-                .source
-                .poll_into(&mut batch, &options.topics, Duration::from_millis(100))?
-            {
+            let polled =
+                self.source
+                    .poll_into(&mut batch, &options.topics, Duration::from_millis(100))?;
+            if polled {
                 last_message = now;
             }
             self.follow_group(&mut batch, &options.topics)?;
-            // A batch written is taken in at once, not when the next is full: a
-            // follower may wait long for the next, and the group's figures with it.
-            if let Some(written) = self.writer.try_take() {
+            // While messages come, a written batch is taken in when the next is handed
+            // over. A poll that found none may start a long wait (a follower caught
+            // up): the batch is taken in now, or the group's figures would wait too.
+            if !polled && let Some(written) = self.writer.try_take() {
                 self.take_in(written, &mut batch)?;
             }
             let idle = now - last_message;
