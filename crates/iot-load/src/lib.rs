@@ -316,7 +316,11 @@ impl<D: Destination> Loader<D> {
             if polled {
                 last_message = now;
             }
-            self.follow_group(&mut batch, &options.topics)?;
+            if self.follow_group(&mut batch, &options.topics)? {
+                // The rebalance's wait for the destination is not time the broker
+                // kept messages back.
+                last_message = Instant::now();
+            }
             // While messages come, a written batch is taken in when the next is handed
             // over. A poll that found none may start a long wait (a follower caught
             // up): the batch is taken in now, or the group's figures would wait too.
@@ -364,9 +368,11 @@ impl<D: Destination> Loader<D> {
     /// start from the offsets the destination stored (with what retention deleted
     /// recorded as gaps, and what `--start-from` passes over moving on with the
     /// batch); what the batch holds of partitions taken is dropped, for their new
-    /// owner reads them again from the same stored offsets.
-    fn follow_group(&mut self, batch: &mut Batch, topics: &Topics) -> Result<(), LoadError> {
+    /// owner reads them again from the same stored offsets. Returns whether the
+    /// group rebalanced.
+    fn follow_group(&mut self, batch: &mut Batch, topics: &Topics) -> Result<bool, LoadError> {
         let changes = self.source.take_changes()?;
+        let rebalanced = changes.rebalanced();
         for key in &changes.revoked {
             batch.forget(topics, key);
             self.expected.remove(key);
@@ -381,7 +387,7 @@ impl<D: Destination> Loader<D> {
                 batch.pass_over(&r.topic, r.partition, r.from..r.to);
             }
         }
-        Ok(())
+        Ok(rebalanced)
     }
 
     /// Ends a run that failed after it started: `_loads` says `failed`, with the

@@ -195,6 +195,13 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Whether the group rebalanced: a poll that did may have waited for the
+    /// destination (the batch in flight before partitions were taken, the stored
+    /// offsets of those given).
+    pub fn rebalanced(&self) -> bool {
+        self.rebalanced
+    }
+
     fn take_back(&mut self, key: PartitionKey) {
         // Given and taken back before the loader looked: it never had it.
         let before = self.assigned.len();
