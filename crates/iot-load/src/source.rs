@@ -719,9 +719,12 @@ impl KafkaSource {
     }
 
     /// Tells the consumer group how far the destination has got, for lag
-    /// dashboards. Best effort: the destination's offsets are the truth.
+    /// dashboards. Best effort: the destination's offsets are the truth. All of a
+    /// batch's partitions, owned or not: one the group took while the batch was
+    /// being written went only once it was committed, and its new owner, which may
+    /// never commit a batch of it, starts from there.
     pub fn commit_group_offsets(&self, next: &BTreeMap<PartitionKey, i64>) {
-        self.commit_to_group(next, CommitMode::Async);
+        self.commit_to_group(next.iter(), CommitMode::Async);
     }
 
     /// At the end of a run: the stored offsets of every partition this loader owns,
@@ -729,18 +732,22 @@ impl KafkaSource {
     /// refused, so without this the group could show lag the destination does not
     /// have.
     pub fn commit_owned_offsets(&self, stored: &StoredOffsets) {
-        self.commit_to_group(stored, CommitMode::Sync);
+        let owned = stored.iter().filter(|((topic, partition), _)| {
+            self.partitions
+                .iter()
+                .any(|p| p.topic == *topic && p.partition == *partition)
+        });
+        self.commit_to_group(owned, CommitMode::Sync);
     }
 
-    /// Commits the offsets of the partitions this loader owns (a batch committed
-    /// after the group took some of its partitions must not move their new owner's
-    /// figures back).
-    fn commit_to_group(&self, next: &BTreeMap<PartitionKey, i64>, mode: CommitMode) {
+    fn commit_to_group<'a>(
+        &self,
+        next: impl Iterator<Item = (&'a PartitionKey, &'a i64)>,
+        mode: CommitMode,
+    ) {
         let mut list = TopicPartitionList::new();
-        for p in &self.partitions {
-            if let Some(offset) = next.get(&(p.topic.clone(), p.partition)) {
-                let _ = list.add_partition_offset(&p.topic, p.partition, Offset::Offset(*offset));
-            }
+        for ((topic, partition), offset) in next {
+            let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
         }
         if list.count() == 0 {
             return;
