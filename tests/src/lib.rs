@@ -361,12 +361,16 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
-/// Writes `messages` (key, payload) to `topic` and waits until all are stored.
 /// A message as a test sends it: key and payload, raw bytes both, either absent.
 pub type RawMessage<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
-/// Sends `messages` to partition 0 of `topic`.
+/// Sends `messages` to partition 0 of `topic` and waits until all are stored.
 pub fn produce(bootstrap: &str, topic: &str, messages: &[RawMessage]) {
+    produce_to(bootstrap, topic, 0, messages);
+}
+
+/// Sends `messages` to one partition of `topic` and waits until all are stored.
+pub fn produce_to(bootstrap: &str, topic: &str, partition: i32, messages: &[RawMessage]) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -374,7 +378,7 @@ pub fn produce(bootstrap: &str, topic: &str, messages: &[RawMessage]) {
         .create()
         .expect("producer config is valid");
     for (key, payload) in messages {
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(0);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
         if let Some(key) = key {
             record = record.key(key);
         }

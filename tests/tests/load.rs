@@ -9,8 +9,8 @@ use iot_model::{EventKind, Topics};
 use iot_tests::{
     PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, create_topics,
     delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag,
-    kill_at_random_points, produce, query_i64, query_strings, read_topic, run, scratch_dir,
-    simulate, simulate_command, tansu_bootstrap, topic_args, unique_topics,
+    kill_at_random_points, produce, produce_to, query_i64, query_strings, read_topic, run,
+    scratch_dir, simulate, simulate_command, tansu_bootstrap, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -450,6 +450,83 @@ fn a_recreated_topic_is_refused_until_reset() {
         .map(|r| format!("{}:{}:{}", r.topic, r.partition, r.offset))
         .collect();
     assert_eq!(loaded, in_topics);
+}
+
+/// The offsets of `partition` of the gps topic that reached the dead-letter table.
+fn dead_letter_offsets(f: &Fixture, partition: i32) -> Vec<i64> {
+    query_strings(
+        &f.db,
+        &format!(
+            "SELECT \"offset\"::VARCHAR FROM iot_stream._dead_letters WHERE topic = '{}' \
+             AND \"partition\" = {partition} ORDER BY \"offset\"",
+            f.topics.gps
+        ),
+    )
+    .iter()
+    .map(|o| o.parse().expect("an offset"))
+    .collect()
+}
+
+#[test]
+fn a_reset_moves_empty_partitions_too_so_nothing_is_skipped_later() {
+    let f = Fixture::new();
+    let gps = f.topics.gps.clone();
+    let junk: Vec<RawMessage> = vec![(None, Some(b"not an event".as_slice())); 30];
+    create_topics(&f.bootstrap, &f.topics, 3);
+    for partition in 0..3 {
+        produce_to(&f.bootstrap, &gps, partition, &junk);
+    }
+    assert_success(&f.load(&[]));
+    assert_eq!(f.count("_dead_letters"), 90);
+
+    // Recreated, with messages in one partition of three: partitions 1 and 2 are
+    // empty while --reset-offsets runs, their stored offsets (30) beyond their end (0).
+    delete_topics(&f.bootstrap, &f.topics);
+    create_topics(&f.bootstrap, &f.topics, 3);
+    produce_to(&f.bootstrap, &gps, 0, &junk[..5]);
+    assert_eq!(f.load(&[]).status.code(), Some(3));
+    let stderr = assert_success(&f.load(&["--reset-offsets"]));
+    assert!(
+        stderr.contains(&format!("reset: {gps} partition 2")),
+        "{stderr}"
+    );
+    let resets = query_strings(
+        &f.db,
+        "SELECT resets::VARCHAR FROM iot_stream._loads ORDER BY started_at DESC LIMIT 1",
+    );
+    for partition in 0..3 {
+        let reset = format!(r#""partition":{partition},"from":30,"to":0"#);
+        assert!(resets[0].contains(&reset), "{resets:?}");
+    }
+    let stored = query_strings(
+        &f.db,
+        &format!(
+            "SELECT \"partition\" || ':' || next_offset FROM iot_stream._kafka_offsets \
+             WHERE topic = '{gps}' ORDER BY \"partition\""
+        ),
+    );
+    assert_eq!(
+        stored,
+        ["0:5", "1:0", "2:0"],
+        "the empty partitions moved too"
+    );
+
+    // Partition 2 refilled past the old offset: read from 0, nothing passed over.
+    produce_to(
+        &f.bootstrap,
+        &gps,
+        2,
+        &[junk.as_slice(), &junk[..10]].concat(),
+    );
+    assert_success(&f.load(&[]));
+    let mut expected: Vec<i64> = (0..30).chain(0..40).collect();
+    expected.sort();
+    assert_eq!(dead_letter_offsets(&f, 2), expected);
+    // One message in partition 1: loaded, not refused with exit 3.
+    produce_to(&f.bootstrap, &gps, 1, &junk[..1]);
+    assert_success(&f.load(&[]));
+    assert_eq!(dead_letter_offsets(&f, 1).len(), 31);
+    assert_eq!(f.count("_dead_letters"), 90 + 5 + 40 + 1);
 }
 
 #[test]

@@ -145,6 +145,20 @@ impl Batch {
         }
     }
 
+    /// Moves a partition's next offset to `offset` with this batch, whether or not a
+    /// message of it is read: where placement started it elsewhere than its stored
+    /// offset (past a gap, or back to the start of a recreated topic). An empty
+    /// partition must move too, or its stale offset would be taken up again by the
+    /// next run. Called before any message of the partition is added.
+    pub fn start_at(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.opened.get_or_insert_with(Instant::now);
+        let range = OffsetRange {
+            first: offset,
+            next: offset,
+        };
+        self.ranges.insert((topic.to_owned(), partition), range);
+    }
+
     fn reject(&mut self, topic: &str, kafka: KafkaMeta, payload: Option<&[u8]>, error: String) {
         self.dead_letters.push(DeadLetter {
             topic: topic.to_owned(),
@@ -205,8 +219,9 @@ impl Batch {
         self.messages
     }
 
+    /// Whether the batch moves no offset: nothing to commit.
     pub fn is_empty(&self) -> bool {
-        self.messages == 0
+        self.ranges.is_empty()
     }
 
     /// Time since the first message was taken.

@@ -162,8 +162,9 @@ impl Default for Options {
 pub struct Summary {
     pub load: LoadRecord,
     pub elapsed: Duration,
-    /// Messages in the topics this run did not read.
-    pub lag: i64,
+    /// Messages in the topics this run did not read; None when the broker did not
+    /// say where the partitions end.
+    pub lag: Option<i64>,
     pub interrupted: bool,
 }
 
@@ -193,7 +194,21 @@ impl std::fmt::Display for Summary {
                 gap.topic, gap.partition, gap.from, gap.to
             )?;
         }
-        write!(f, "  lag left: {} messages", self.lag)
+        for reset in &self.load.resets {
+            writeln!(
+                f,
+                "  reset: {} partition {} read from offset {}; the offset stored before, {}, \
+                 was beyond its end",
+                reset.topic, reset.partition, reset.to, reset.from
+            )?;
+        }
+        match self.lag {
+            Some(lag) => write!(f, "  lag left: {lag} messages"),
+            None => write!(
+                f,
+                "  lag left: unknown (the broker did not say where the partitions end)"
+            ),
+        }
     }
 }
 
@@ -378,14 +393,21 @@ impl<D: Destination> Loader<D> {
             self.expected.remove(key);
         }
         for placed in changes.assigned {
+            let (topic, partition) = (&placed.key.0, placed.key.1);
+            if let Some(r) = &placed.passed_over {
+                batch.pass_over(topic, partition, r.from..r.to);
+            }
+            // Past a gap, or back at the start of a recreated topic: the new start is
+            // stored with the next batch even if no message of the partition follows.
+            if placed.stored.is_some_and(|stored| stored != placed.start()) {
+                batch.start_at(topic, partition, placed.start());
+            }
             match placed.stored {
                 Some(next) => self.expected.insert(placed.key, next),
                 None => self.expected.remove(&placed.key),
             };
             self.load.gaps.extend(placed.gap);
-            if let Some(r) = placed.passed_over {
-                batch.pass_over(&r.topic, r.partition, r.from..r.to);
-            }
+            self.load.resets.extend(placed.reset);
         }
         Ok(rebalanced)
     }
@@ -540,6 +562,23 @@ mod tests {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_lag_the_broker_did_not_give_is_unknown_not_zero() {
+        let summary = |lag| Summary {
+            load: LoadRecord::new("l".into(), Timestamp::now()),
+            elapsed: Duration::from_secs(1),
+            lag,
+            interrupted: false,
+        };
+        assert!(
+            summary(Some(0))
+                .to_string()
+                .ends_with("lag left: 0 messages")
+        );
+        let unknown = summary(None).to_string();
+        assert!(unknown.contains("lag left: unknown"), "{unknown}");
     }
 
     #[test]

@@ -183,7 +183,17 @@ pub struct Placed {
     pub gap: Option<PartitionRange>,
     /// Messages `--start-from` passes over without reading them.
     pub passed_over: Option<PartitionRange>,
+    /// `--reset-offsets`: the stored offset (`from`), beyond the partition's end,
+    /// replaced by its earliest (`to`).
+    pub reset: Option<PartitionRange>,
     state: PartitionState,
+}
+
+impl Placed {
+    /// The next offset the partition is read from.
+    pub fn start(&self) -> i64 {
+        self.state.next
+    }
 }
 
 /// What the group changed since the loader last asked.
@@ -362,7 +372,7 @@ impl Placing {
             from,
             to,
         };
-        let (mut gap, mut passed_over) = (None, None);
+        let (mut gap, mut passed_over, mut reset) = (None, None, None);
         let next = match stored {
             Some(stored) if stored > high => {
                 if !reset_offsets {
@@ -380,6 +390,7 @@ impl Placing {
                     high,
                     "--reset-offsets: reading the partition from its earliest message"
                 );
+                reset = Some(range(stored, low));
                 low
             }
             Some(stored) if stored < low => {
@@ -419,6 +430,7 @@ impl Placing {
             stored,
             gap,
             passed_over,
+            reset,
         })
     }
 }
@@ -753,12 +765,14 @@ impl KafkaSource {
             return;
         }
         if let Err(e) = self.consumer.commit(&list, mode) {
-            tracing::debug!(error = %e, "could not commit offsets to the consumer group");
+            // The destination holds the offsets; the group's figures only lag behind.
+            tracing::warn!(error = %e, "could not commit offsets to the consumer group");
         }
     }
 
-    /// Messages in the topics not yet read: the lag this run leaves behind.
-    pub fn lag(&self) -> i64 {
+    /// Messages in the topics not yet read: the lag this run leaves behind; None
+    /// when the broker did not say where the partitions end.
+    pub fn lag(&self) -> Option<i64> {
         let keys: Vec<PartitionKey> = self
             .partitions
             .iter()
@@ -768,13 +782,13 @@ impl KafkaSource {
             Ok(ends) => ends,
             Err(error) => {
                 tracing::warn!(%error, "could not read the partitions' ends for the lag figure");
-                return 0;
+                return None;
             }
         };
         self.partitions
             .iter()
             .zip(&keys)
-            .map(|(p, key)| ends.get(key).map_or(0, |high| (high - p.next).max(0)))
+            .map(|(p, key)| ends.get(key).map(|high| (high - p.next).max(0)))
             .sum()
     }
 }

@@ -279,6 +279,7 @@ pub static LOADS: Table<LoadRecord> = Table {
         column!("dead_letters": Integer = |l, _| l.dead_letters as i64),
         column!("offsets": Json = |l, _| json(&l.offsets)),
         column!("gaps": Json = |l, _| json(&l.gaps)),
+        column!("resets": Json = |l, _| json(&l.resets)),
         column!("error": Text = |l, _| l.error.as_deref()),
     ],
 };

@@ -120,6 +120,9 @@ pub struct LoadRecord {
     pub offsets: Vec<PartitionRange>,
     /// Offsets that retention deleted before they could be loaded.
     pub gaps: Vec<PartitionRange>,
+    /// Partitions `--reset-offsets` moved back to their earliest message: from the
+    /// stored offset beyond their end to where they were read from.
+    pub resets: Vec<PartitionRange>,
     pub error: Option<String>,
 }
 
@@ -146,6 +149,7 @@ impl LoadRecord {
             dead_letters: 0,
             offsets: Vec::new(),
             gaps: Vec::new(),
+            resets: Vec::new(),
             error: None,
         }
     }
@@ -157,6 +161,10 @@ impl LoadRecord {
         }
         self.dead_letters += batch.dead_letters().len() as u64;
         for ((topic, partition), range) in batch.ranges() {
+            if range.first == range.next {
+                // A partition only moved to where it starts (Batch::start_at).
+                continue;
+            }
             match self
                 .offsets
                 .iter_mut()
