@@ -232,17 +232,17 @@ pub struct KafkaArgs {
     #[arg(long, env = "KAFKA_SASL_USERNAME", value_name = "USER")]
     pub sasl_username: Option<String>,
 
-    /// Any librdkafka property, as key=value; repeat the flag for several
-    /// (in the variable, separate them with commas). `debug=broker,fetch` (or
-    /// cgrp, protocol, all) prints librdkafka's own trace of those parts.
+    /// Any librdkafka property, as key=value; repeat the flag for several, or
+    /// separate them with commas (in the variable too). A value may hold commas
+    /// itself: text is split only before a `key=`. `debug=broker,fetch` (or cgrp,
+    /// protocol, all) prints librdkafka's own trace of those parts.
     #[arg(
         long = "kafka-setting",
         env = "KAFKA_SETTINGS",
         value_name = "KEY=VALUE",
-        value_delimiter = ',',
-        value_parser = parse_setting
+        value_parser = parse_settings
     )]
-    pub kafka_settings: Vec<(String, String)>,
+    pub kafka_settings: Vec<SettingList>,
 
     /// How long to wait for the broker to answer before giving up (e.g. 10s, 1m).
     #[arg(long, env = "KAFKA_TIMEOUT", value_name = "DURATION", default_value = "10s",
@@ -262,7 +262,11 @@ impl KafkaArgs {
             sasl_username: or_env(&self.sasl_username, "SASL_USERNAME"),
             sasl_password: or_env(&None, "SASL_PASSWORD")
                 .or_else(|| non_empty_env("KAFKA_SASL_PASSWORD")),
-            extra: self.kafka_settings.clone(),
+            extra: self
+                .kafka_settings
+                .iter()
+                .flat_map(|l| l.0.clone())
+                .collect(),
             timeout: self.kafka_timeout,
         }
     }
@@ -294,6 +298,26 @@ pub struct TopicArgs {
 }
 
 impl TopicArgs {
+    /// Refuses two streams named to one topic: the events of both kinds would mix
+    /// there, and a loader could not tell one kind from the other.
+    pub fn check_distinct(&self) -> Result<(), String> {
+        let flags = [
+            ("--vehicle-topic", &self.vehicle_topic),
+            ("--gps-topic", &self.gps_topic),
+            ("--traffic-topic", &self.traffic_topic),
+            ("--weather-topic", &self.weather_topic),
+            ("--emergency-topic", &self.emergency_topic),
+        ];
+        for (i, (flag, topic)) in flags.iter().enumerate() {
+            if let Some((other, _)) = flags[i + 1..].iter().find(|(_, t)| t == topic) {
+                return Err(format!(
+                    "{flag} and {other} both name topic {topic:?}; each stream needs a topic of its own"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn topics(&self) -> Topics {
         Topics {
             vehicle: self.vehicle_topic.clone(),
@@ -316,13 +340,36 @@ fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn parse_setting(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.trim().to_owned()))
+/// The librdkafka settings one `--kafka-setting` (or `KAFKA_SETTINGS`) gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingList(pub Vec<(String, String)>);
+
+/// Reads `key=value[,key=value…]`. A comma starts a new setting only where a
+/// property name and `=` follow it; otherwise it belongs to the value, as in
+/// `debug=broker,fetch` or `ssl.cipher.suites=A,B`.
+pub fn parse_settings(text: &str) -> Result<SettingList, String> {
+    let mut settings: Vec<(String, String)> = Vec::new();
+    for part in text.split(',') {
+        match (part.split_once('='), settings.last_mut()) {
+            (Some((key, value)), _) if is_property_name(key.trim()) => {
+                settings.push((key.trim().to_owned(), value.trim().to_owned()));
+            }
+            (_, Some((_, value))) => {
+                value.push(',');
+                value.push_str(part.trim());
+            }
+            (_, None) => return Err(format!("expected key=value, got {text:?}")),
         }
-        _ => Err(format!("expected key=value, got {text:?}")),
     }
+    Ok(SettingList(settings))
+}
+
+/// Whether `key` can name a librdkafka property: dotted lower-case words.
+fn is_property_name(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Accepts a valid Kafka topic name: 1–249 characters of `a-z A-Z 0-9 . _ -`.
@@ -383,14 +430,68 @@ mod tests {
         }
     }
 
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn parses_key_value_settings() {
+        let parse = |text| parse_settings(text).map(|l| l.0);
         assert_eq!(
-            parse_setting("compression.type = zstd").unwrap(),
-            ("compression.type".into(), "zstd".into())
+            parse("compression.type = zstd"),
+            Ok(pairs(&[("compression.type", "zstd")]))
         );
-        assert!(parse_setting("no-equals-sign").is_err());
-        assert!(parse_setting("=value").is_err());
+        assert_eq!(
+            parse("linger.ms=50,compression.type=zstd"),
+            Ok(pairs(&[("linger.ms", "50"), ("compression.type", "zstd")]))
+        );
+        assert_eq!(
+            parse("ssl.cipher.suites=A,B,linger.ms=5"),
+            Ok(pairs(&[("ssl.cipher.suites", "A,B"), ("linger.ms", "5")]))
+        );
+        assert!(parse("no-equals-sign").is_err());
+        assert!(parse("=value").is_err());
+        assert!(parse(",debug=all").is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn the_help_example_sets_a_value_with_commas() {
+        use clap::Parser;
+        let args = ["prog", "--kafka-setting", "debug=broker,fetch"];
+        let extra = Command::try_parse_from(args)
+            .unwrap()
+            .kafka
+            .settings()
+            .extra;
+        assert_eq!(extra, pairs(&[("debug", "broker,fetch")]));
+        let repeated = [
+            "prog",
+            "--kafka-setting",
+            "debug=cgrp",
+            "--kafka-setting",
+            "linger.ms=5,acks=all",
+        ];
+        let extra = Command::try_parse_from(repeated)
+            .unwrap()
+            .kafka
+            .settings()
+            .extra;
+        assert_eq!(
+            extra,
+            pairs(&[("debug", "cgrp"), ("linger.ms", "5"), ("acks", "all")])
+        );
+        let help = Command::try_parse_from(["prog", "--help"])
+            .unwrap_err()
+            .to_string();
+        assert!(help.contains("debug=broker,fetch"), "{help}");
     }
 
     #[tokio::test]

@@ -319,11 +319,10 @@ fn load_child(bootstrap: &str) {
             bootstrap_servers: bootstrap.into(),
             // librdkafka settings to try, as `key=value,key=value`.
             extra: std::env::var("IOT_BENCH_KAFKA_SETTINGS")
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|pair| pair.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+                .ok()
+                .filter(|text| !text.is_empty())
+                .map(|text| iot_kafka::parse_settings(&text).expect("IOT_BENCH_KAFKA_SETTINGS"))
+                .map_or_else(Vec::new, |list| list.0),
             ..KafkaSettings::default()
         },
         topics: bench_topics(),
