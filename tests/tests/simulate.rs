@@ -282,6 +282,124 @@ fn an_absurd_tick_or_interval_is_a_usage_error_that_says_why() {
 }
 
 #[test]
+fn an_out_of_range_number_is_a_usage_error_naming_the_flag_and_range() {
+    for (flag, value, range) in [
+        ("--speed", "1e-30", "from 0.001 to 1000000, or max"),
+        ("--speed", "NaN", "from 0.001 to 1000000, or max"),
+        (
+            "--camera-spacing-km",
+            "1e-12",
+            "0 (no cameras) or from 0.01 to 10000",
+        ),
+        ("--camera-spacing-km", "-1", "from 0 to 10000"),
+        ("--emergency-rate", "-1", "from 0 to 3600"),
+        ("--emergency-rate", "NaN", "from 0 to 3600"),
+        ("--vehicles", "4000000000", "1..=100000"),
+    ] {
+        // flag=value: a negative number given apart would be read as a flag.
+        let given = format!("{flag}={value}");
+        let output = simulate(&[
+            "--from", "Potsdam", "--to", "Leipzig", "--sink", "stdout", &given,
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{given}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(range), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn two_streams_on_one_topic_is_a_usage_error() {
+    let output = simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Leipzig",
+        "--sink",
+        "stdout",
+        "--gps-topic",
+        "fleet",
+        "--weather-topic",
+        "fleet",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--gps-topic and --weather-topic both name topic \"fleet\""),
+        "{stderr}"
+    );
+}
+
+/// Text for a numeric flag: any float's spelling (NaN, infinities, negatives and
+/// subnormals among them), powers of ten far beyond any sensible range, integers.
+fn number_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<f64>().prop_map(|f| f.to_string()),
+        (1u32..10, -40i32..40).prop_map(|(m, e)| format!("{m}e{e}")),
+        (-1i64..=1i64 << 40).prop_map(|i| i.to_string()),
+    ]
+}
+
+fn duration_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    (
+        0u64..=u64::MAX / 2,
+        prop::sample::select(vec!["ns", "ms", "s", "m", "h", "d", "y"]),
+    )
+        .prop_map(|(n, unit)| format!("{}{unit}", n >> (n % 64)))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 48, ..Default::default() })]
+
+    /// Whatever numbers the flags are given: no panic and no hang; the run ends
+    /// (exit 0) or the flags are refused (exit 2).
+    #[test]
+    fn numeric_flags_end_in_a_run_or_a_usage_error(
+        speed in proptest::option::of(number_text()),
+        vehicles in proptest::option::of(number_text()),
+        spacing in proptest::option::of(number_text()),
+        rate in proptest::option::of(number_text()),
+        tick in proptest::option::of(duration_text()),
+        stagger in proptest::option::of(duration_text()),
+        weather in proptest::option::of(duration_text()),
+        duration in proptest::option::of(duration_text()),
+    ) {
+        let mut args: Vec<String> = ["--from", "Potsdam", "--to", "Leipzig", "--sink", "stdout", "--seed", "1"]
+            .map(String::from)
+            .to_vec();
+        // At a slow speed the run paces itself in real time: one event keeps it short.
+        let max_events = if speed.is_some() { "1" } else { "300" };
+        args.extend(["--max-events".into(), max_events.into()]);
+        args.push(format!("--speed={}", speed.unwrap_or_else(|| "max".into())));
+        for (flag, value) in [
+            ("--vehicles", vehicles),
+            ("--camera-spacing-km", spacing),
+            ("--emergency-rate", rate),
+            ("--tick", tick),
+            ("--stagger", stagger),
+            ("--weather-interval", weather),
+            ("--duration", duration),
+        ] {
+            if let Some(value) = value {
+                args.push(format!("{flag}={value}"));
+            }
+        }
+        let output = run(binary("simulate").args(&args), Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        proptest::prop_assert!(
+            matches!(output.status.code(), Some(0 | 2)),
+            "simulate {}: {:?}\n{}",
+            args.join(" "),
+            output.status,
+            stderr
+        );
+        proptest::prop_assert!(!stderr.contains("panicked"), "{}", stderr);
+    }
+}
+
+#[test]
 fn an_unknown_place_is_named_and_fails() {
     let output = simulate(&["--from", "Atlantis", "--to", "Leipzig", "--sink", "stdout"]);
     assert_eq!(output.status.code(), Some(3));

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use iot_cli::parse_duration;
 use iot_kafka::{KafkaArgs, TopicArgs, or_env};
 use iot_load::batch::BatchPolicy;
@@ -189,6 +190,9 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::USAGE);
     }
     let cli = Cli::parse();
+    if let Err(e) = cli.topics.check_distinct() {
+        Cli::command().error(ErrorKind::ArgumentConflict, e).exit();
+    }
     iot_cli::init_logging();
     let show_trips = cli.show_trips;
     let duckdb_file = cli.duckdb_file.clone();

@@ -198,7 +198,7 @@ impl std::fmt::Display for Summary {
 /// then waits for outstanding deliveries and reports.
 pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, SimulateError> {
     let gazetteer = Gazetteer::builtin();
-    let ors = OrsClient::new(options.ors.clone());
+    let ors = OrsClient::new(options.ors.clone()).map_err(PlanError::Client)?;
     if ors.is_none() {
         tracing::info!("no OPENROUTE_KEY set: driving offline routes");
     }

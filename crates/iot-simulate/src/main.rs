@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use iot_cli::parse_duration;
 use iot_kafka::KafkaArgs;
 use iot_model::Timestamp;
@@ -57,9 +58,9 @@ struct Cli {
     )]
     to: Option<String>,
 
-    /// Vehicles on the route, leaving --stagger apart.
+    /// Vehicles on the route, leaving --stagger apart, from 1 to 100000.
     #[arg(long, env = "SIMULATE_VEHICLES", default_value_t = 3, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     vehicles: u32,
 
     /// A fleet file with several routes and named vehicles, instead of
@@ -67,8 +68,8 @@ struct Cli {
     #[arg(long, env = "SIMULATE_FLEET", value_name = "FILE", conflicts_with_all = ["from", "to"])]
     fleet: Option<PathBuf>,
 
-    /// Simulated seconds per real second: 1 is real time, 60 a minute per second,
-    /// max as fast as possible.
+    /// Simulated seconds per real second, from 0.001 to 1000000: 1 is real time, 60
+    /// a minute per second, max as fast as possible.
     #[arg(long, env = "SIMULATE_SPEED", default_value = "1", value_parser = parse_speed)]
     speed: Speed,
 
@@ -106,21 +107,24 @@ struct Cli {
           value_parser = parse_interval)]
     weather_interval: Duration,
 
-    /// Emergencies per vehicle per hour of driving.
+    /// Emergencies per vehicle per hour of driving, from 0 to 3600.
     #[arg(
         long,
         env = "SIMULATE_EMERGENCY_RATE",
         default_value_t = 1.0,
-        value_name = "PER_HOUR"
+        value_name = "PER_HOUR",
+        value_parser = parse_rate
     )]
     emergency_rate: f64,
 
-    /// Distance between speed cameras along a route, kilometres (0: none).
+    /// Distance between speed cameras along a route, kilometres: 0 for none, else
+    /// from 0.01 (a camera's id is its position to about a metre) to 10000.
     #[arg(
         long,
         env = "SIMULATE_CAMERA_SPACING_KM",
         default_value_t = 10.0,
-        value_name = "KM"
+        value_name = "KM",
+        value_parser = parse_spacing
     )]
     camera_spacing_km: f64,
 
@@ -167,9 +171,34 @@ fn parse_speed(text: &str) -> Result<Speed, String> {
     if text.eq_ignore_ascii_case("max") {
         return Ok(Speed::Max);
     }
-    match text.parse::<f64>() {
-        Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
-        _ => Err(format!("{text:?} is neither a positive number nor max")),
+    // Below a thousandth, the wait for a tick overflows what a clock can count.
+    match number_in(text, 0.001..=1_000_000.0) {
+        Ok(f) => Ok(Speed::Factor(f)),
+        Err(e) => Err(format!("{e}, or max")),
+    }
+}
+
+/// A number within `range`: not NaN, not infinite.
+fn number_in(text: &str, range: std::ops::RangeInclusive<f64>) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if range.contains(&f) => Ok(f),
+        _ => Err(format!(
+            "expected a number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
+/// At most one incident a second of driving: the chance per tick is capped at 1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    number_in(text, 0.0..=3600.0)
+}
+
+fn parse_spacing(text: &str) -> Result<f64, String> {
+    match number_in(text, 0.0..=10_000.0)? {
+        km if km > 0.0 && km < 0.01 => Err("expected 0 (no cameras) or from 0.01 to 10000".into()),
+        km => Ok(km),
     }
 }
 
@@ -207,6 +236,9 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::USAGE);
     }
     let cli = Cli::parse();
+    if let Err(e) = cli.topics.check_distinct() {
+        Cli::command().error(ErrorKind::ArgumentConflict, e).exit();
+    }
     iot_cli::init_logging();
     let options = match options(cli) {
         Ok(options) => options,
@@ -260,8 +292,8 @@ fn options(cli: Cli) -> Result<Options, iot_simulate::SimulateError> {
             tick: cli.tick,
             stagger: cli.stagger,
             weather_interval: cli.weather_interval,
-            emergency_rate_per_hour: cli.emergency_rate.max(0.0),
-            camera_spacing_m: cli.camera_spacing_km.max(0.0) * 1000.0,
+            emergency_rate_per_hour: cli.emergency_rate,
+            camera_spacing_m: cli.camera_spacing_km * 1000.0,
             duration: cli.duration,
             seed,
         },

@@ -65,6 +65,14 @@ pub enum OrsError {
     BadAnswer(String),
     #[error("OpenRouteService knows no place called {0:?}")]
     NotFound(String),
+    #[error(
+        "the HTTP client for OpenRouteService cannot be set up (check the proxy variables and \
+         the system's TLS certificates), {GO_OFFLINE}"
+    )]
+    Client {
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 impl Retriable for OrsError {
@@ -132,8 +140,10 @@ pub struct OrsClient {
 
 impl OrsClient {
     /// A client, if a key is configured.
-    pub fn new(options: OrsOptions) -> Option<Self> {
-        let key = options.key.clone().filter(|k| !k.trim().is_empty())?;
+    pub fn new(options: OrsOptions) -> Result<Option<Self>, OrsError> {
+        let Some(key) = options.key.clone().filter(|k| !k.trim().is_empty()) else {
+            return Ok(None);
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .user_agent(concat!(
@@ -141,8 +151,8 @@ impl OrsClient {
                 env!("CARGO_PKG_VERSION")
             ))
             .build()
-            .ok()?;
-        Some(Self { http, key, options })
+            .map_err(|source| OrsError::Client { source })?;
+        Ok(Some(Self { http, key, options }))
     }
 
     /// A driving route between the two ends.
@@ -154,50 +164,65 @@ impl OrsClient {
             self.options.url.trim_end_matches('/')
         );
         let body = json!({ "coordinates": [[from.lon, from.lat], [to.lon, to.lat]] });
-        let text = self
-            .cached(&cache_name, || self.http.post(&url).json(&body), Some(ends))
-            .await?;
-        parse_directions(&text)
+        self.cached(
+            &cache_name,
+            || self.http.post(&url).json(&body),
+            Some(ends),
+            parse_directions,
+        )
+        .await
     }
 
     /// The position of a place name, by the service's geocoder.
     pub async fn geocode(&self, name: &str) -> Result<GeoPoint, OrsError> {
         let cache_name = format!("geocode-{}.json", file_safe(name));
         let url = format!("{}/geocode/search", self.options.url.trim_end_matches('/'));
-        let text = self
-            .cached(
-                &cache_name,
-                || self.http.get(&url).query(&[("text", name), ("size", "1")]),
-                None,
-            )
-            .await?;
-        parse_geocode(&text).ok_or_else(|| OrsError::NotFound(name.to_owned()))
+        self.cached(
+            &cache_name,
+            || self.http.get(&url).query(&[("text", name), ("size", "1")]),
+            None,
+            |text| parse_geocode(text).ok_or_else(|| OrsError::NotFound(name.to_owned())),
+        )
+        .await
     }
 
-    /// The answer from the cache, or else from the service (and then cached).
-    async fn cached(
+    /// The answer from the cache, or else from the service (and then cached, if
+    /// `parse` takes it). Entries are kept per service URL, so that a test server or
+    /// a self-hosted ORS never answers for another; one that does not parse (cut
+    /// short, or written by another version) counts as missing.
+    async fn cached<T>(
         &self,
         file_name: &str,
         request: impl Fn() -> reqwest::RequestBuilder,
         ends: Option<Ends<'_>>,
-    ) -> Result<String, OrsError> {
-        let path = self.options.cache_dir.as_ref().map(|d| d.join(file_name));
-        if let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
-            tracing::debug!(file = %path.as_ref().unwrap().display(), "route answer from cache");
-            return Ok(text);
-        }
-        let text = self.send(request, ends).await?;
-        if let Some(path) = path {
-            // A cache that cannot be written costs quota, not correctness.
-            let written = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::write(&path, &text));
-            if let Err(e) = written {
-                tracing::warn!(file = %path.display(), error = %e, "cannot cache the OpenRouteService answer");
+        parse: impl Fn(&str) -> Result<T, OrsError>,
+    ) -> Result<T, OrsError> {
+        let path = self.options.cache_dir.as_ref().map(|dir| {
+            dir.join(file_safe(self.options.url.trim_end_matches('/')))
+                .join(file_name)
+        });
+        if let Some(path) = &path
+            && let Ok(text) = std::fs::read_to_string(path)
+        {
+            match parse(&text) {
+                Ok(answer) => {
+                    tracing::debug!(file = %path.display(), "route answer from cache");
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "a cached OpenRouteService answer is unreadable; asking the service again");
+                }
             }
         }
-        Ok(text)
+        let text = self.send(request, ends).await?;
+        let answer = parse(&text)?;
+        if let Some(path) = path
+            && let Err(e) = write_whole(&path, &text)
+        {
+            // A cache that cannot be written costs quota, not correctness.
+            tracing::warn!(file = %path.display(), error = %e, "cannot cache the OpenRouteService answer");
+        }
+        Ok(answer)
     }
 
     /// One request under the retry policy: a rate limit or a gateway error is
@@ -384,6 +409,19 @@ fn parse_geocode(text: &str) -> Option<GeoPoint> {
     let answer: serde_json::Value = serde_json::from_str(text).ok()?;
     let c = answer.pointer("/features/0/geometry/coordinates")?;
     GeoPoint::new(c.get(1)?.as_f64()?, c.get(0)?.as_f64()?)
+}
+
+/// Writes `text` to `path` through a temporary file beside it and a rename, so that
+/// a run killed mid-write leaves the old entry or none, never half of one.
+fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })
 }
 
 fn file_safe(name: &str) -> String {

@@ -41,6 +41,9 @@ pub enum PlanError {
         #[source]
         source: OrsError,
     },
+    /// The HTTP client for OpenRouteService could not be set up (TLS, proxy).
+    #[error("cannot use OpenRouteService: {0}")]
+    Client(#[source] OrsError),
     #[error("cannot make a route from {from} to {to}: {source}")]
     Offline {
         from: String,
@@ -57,7 +60,9 @@ impl PlanError {
             PlanError::Geocode { source, .. } | PlanError::Routing { source, .. } => {
                 source.is_retriable()
             }
-            PlanError::UnknownPlace { .. } | PlanError::Offline { .. } => false,
+            PlanError::UnknownPlace { .. } | PlanError::Offline { .. } | PlanError::Client(_) => {
+                false
+            }
         }
     }
 
@@ -65,6 +70,7 @@ impl PlanError {
     pub fn is_bad_place(&self) -> bool {
         match self {
             PlanError::UnknownPlace { .. } | PlanError::Offline { .. } => true,
+            PlanError::Client(_) => false,
             PlanError::Geocode { source, .. } | PlanError::Routing { source, .. } => {
                 matches!(source, OrsError::NoRoadNear { .. } | OrsError::NotFound(_))
             }

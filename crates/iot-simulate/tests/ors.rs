@@ -36,6 +36,7 @@ fn client(server: &MockServer, cache: Option<&std::path::Path>) -> OrsClient {
         attempts: 3,
         max_wait: Duration::from_millis(50),
     })
+    .expect("the HTTP client is built")
     .expect("a key is set")
 }
 
@@ -115,7 +116,78 @@ async fn a_cached_route_is_not_fetched_again() {
         .await
         .unwrap();
     assert_eq!(first.points(), second.points());
-    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    assert_eq!(files(&cache).len(), 1);
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// Every file below `dir`, with its contents.
+fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            found.push((path, text));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_truncated_cache_entry_is_fetched_again_and_replaced() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(DIRECTIONS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(route_body()))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let cache = std::env::temp_dir().join(format!("ors-cache-{}", uuid::Uuid::new_v4()));
+    client(&server, Some(&cache))
+        .directions(ends())
+        .await
+        .unwrap();
+    let [(entry, whole)] = files(&cache).try_into().unwrap();
+    // As a run killed mid-write would have left it before entries were renamed in.
+    std::fs::write(&entry, &whole[..whole.len() / 2]).unwrap();
+
+    let route = client(&server, Some(&cache))
+        .directions(ends())
+        .await
+        .unwrap();
+    assert_eq!(route.points().len(), 5);
+    assert_eq!(
+        files(&cache),
+        [(entry, whole)],
+        "replaced whole, nothing beside it"
+    );
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[tokio::test]
+async fn the_cache_keeps_each_service_apart() {
+    let cache = std::env::temp_dir().join(format!("ors-cache-{}", uuid::Uuid::new_v4()));
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(DIRECTIONS))
+            .respond_with(ResponseTemplate::new(200).set_body_json(route_body()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        for _ in 0..2 {
+            client(&server, Some(&cache))
+                .directions(ends())
+                .await
+                .unwrap();
+        }
+        servers.push(server);
+    }
+    // Each server was asked once (its expect(1) is checked as it drops).
+    assert_eq!(files(&cache).len(), 2);
     std::fs::remove_dir_all(&cache).unwrap();
 }
 
@@ -224,6 +296,7 @@ async fn an_unreachable_service_points_to_offline_mode() {
         max_wait: Duration::from_millis(50),
         ..OrsOptions::default()
     })
+    .unwrap()
     .unwrap();
 
     let err = client.directions(ends()).await.unwrap_err();
@@ -270,10 +343,10 @@ async fn geocodes_a_place_name() {
 
 #[test]
 fn without_a_key_there_is_no_client() {
-    assert!(OrsClient::new(OrsOptions::default()).is_none());
+    assert!(OrsClient::new(OrsOptions::default()).unwrap().is_none());
     let blank = OrsOptions {
         key: Some("  ".into()),
         ..OrsOptions::default()
     };
-    assert!(OrsClient::new(blank).is_none());
+    assert!(OrsClient::new(blank).unwrap().is_none());
 }
