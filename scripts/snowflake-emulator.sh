@@ -23,15 +23,8 @@ packages=('fakesnow[server]==0.12.1' 'snowflake-connector-python<5')
 
 say() { printf 'snowflake-emulator: %s\n' "$*" >&2; }
 
-installed() {
-  [[ -x $python ]] && "$python" -c 'import fakesnow.server, snowflake.connector, uvicorn' 2>/dev/null
-}
-
 install() {
-  installed && return 0
-  say "installing fakesnow into $venv (a minute, once)"
-  python3 -m venv "$venv"
-  "$python" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
+  "$repo/scripts/venv.sh" "$venv" "${packages[@]}"
 }
 
 with() {

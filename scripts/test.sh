@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine. Installs what is missing (DuckDB's
 # prebuilt library, Apache Kafka, tansu, a DuckDB 1.4 reader to prove DBeaver's
-# driver generation reads our files, the Snowflake emulator fakesnow in its own
-# virtualenv), starts a private Apache Kafka, tansu and emulator on free ports,
+# driver generation reads our files and the Snowflake emulator fakesnow, each
+# Python package in a virtualenv of its own under the cache), starts a private Apache Kafka, tansu and emulator on free ports,
 # runs `cargo test --workspace` against them, and stops them again. The suite runs
 # on Apache Kafka; one smoke test runs on tansu, to keep the Java-less path true.
 # Extra arguments go to cargo test (e.g. scripts/test.sh -- killed, for the tests
@@ -19,10 +19,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
 case ${IOT_TEST_STAGE:-} in
   "")
     scripts/libduckdb.sh install
-    if ! python3 -c 'import duckdb, sys; sys.exit(not duckdb.__version__.startswith("1.4."))' 2>/dev/null; then
-      echo "test: installing the DuckDB 1.4 Python package (the reader the compatibility test uses)" >&2
-      python3 -m pip install --quiet --disable-pip-version-check 'duckdb==1.4.4'
-    fi
+    # The DuckDB 1.4 reader the compatibility test uses, in a virtualenv of its own.
+    duckdb_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/duckdb-1.4-venv
+    scripts/venv.sh "$duckdb_venv" 'duckdb==1.4.4'
+    export IOT_TEST_DUCKDB_PYTHON=$duckdb_venv/bin/python
     BROKER=kafka scripts/broker.sh install
     BROKER=tansu scripts/broker.sh install
     IOT_TEST_STAGE=kafka BROKER=kafka exec scripts/broker.sh with \

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Makes a virtualenv under the cache with pinned packages, once: the Python the
+# tests and tools use never touches the system's (Debian and Ubuntu refuse a
+# system-wide pip install, PEP 668).
+#
+#   scripts/venv.sh DIR PACKAGE...   create DIR if needed and install PACKAGE... into
+#                                    it unless each is there at its pinned version
+#
+# Prints nothing when everything is installed already.
+set -euo pipefail
+
+dir=${1:?usage: scripts/venv.sh DIR PACKAGE...}
+shift
+python=$dir/bin/python
+stamp=$dir/.iot-packages
+
+say() { printf 'venv: %s\n' "$*" >&2; }
+
+# The packages asked for last time are recorded: the same list needs no pip run.
+if [[ -x $python && -f $stamp && $(cat "$stamp") == "$*" ]]; then
+  exit 0
+fi
+if [[ ! -x $python ]]; then
+  mkdir -p "$(dirname "$dir")"
+  if ! python3 -m venv "$dir" 2>"$dir.err"; then
+    cat "$dir.err" >&2
+    say "python3 cannot make a virtualenv here; on Debian or Ubuntu install python3-venv (apt-get install python3-venv) and run again"
+    rm -rf "$dir" "$dir.err"
+    exit 1
+  fi
+  rm -f "$dir.err"
+fi
+say "installing $* into $dir"
+"$python" -m pip install --quiet --disable-pip-version-check "$@"
+printf '%s' "$*" >"$stamp"
