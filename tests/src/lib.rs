@@ -395,6 +395,53 @@ pub fn produce_to(bootstrap: &str, topic: &str, partition: i32, messages: &[RawM
         .expect("every message is delivered");
 }
 
+/// Sends each of `transactions` (messages for partition 0 of `topic`, and whether
+/// the transaction is committed or aborted) with a transactional producer, as Kafka
+/// Streams, Flink or Connect with exactly-once write: every transaction ends with a
+/// control record that takes an offset of its own and is never delivered to a
+/// consumer, and an aborted one's messages are skipped by a read_committed consumer.
+pub fn produce_transactions(bootstrap: &str, topic: &str, transactions: &[(&[RawMessage], bool)]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let timeout = Duration::from_secs(30);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "transactional.id",
+            format!("iot-tests-{}", uuid::Uuid::new_v4()),
+        )
+        .create()
+        .expect("producer config is valid");
+    producer
+        .init_transactions(timeout)
+        .expect("the broker takes transactions");
+    for (messages, commit) in transactions {
+        producer.begin_transaction().expect("a transaction begins");
+        for (key, payload) in messages.iter() {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(0);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(payload) = payload {
+                record = record.payload(payload);
+            }
+            producer
+                .send(record)
+                .map_err(|(e, _)| e)
+                .expect("the message is queued");
+        }
+        producer.flush(timeout).expect("every message is delivered");
+        if *commit {
+            producer
+                .commit_transaction(timeout)
+                .expect("the commit is taken");
+        } else {
+            producer
+                .abort_transaction(timeout)
+                .expect("the abort is taken");
+        }
+    }
+}
+
 /// Creates `topic` with `partitions` partitions.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let settings = KafkaSettings {

@@ -9,8 +9,9 @@ use iot_model::{EventKind, Topics};
 use iot_tests::{
     PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, create_topics,
     delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag,
-    kill_at_random_points, produce, produce_to, query_i64, query_strings, read_topic, run,
-    scratch_dir, simulate, simulate_command, tansu_bootstrap, topic_args, unique_topics,
+    kill_at_random_points, produce, produce_to, produce_transactions, query_i64, query_strings,
+    read_topic, run, scratch_dir, simulate, simulate_command, tansu_bootstrap, topic_args,
+    unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -527,6 +528,55 @@ fn a_reset_moves_empty_partitions_too_so_nothing_is_skipped_later() {
     assert_success(&f.load(&[]));
     assert_eq!(dead_letter_offsets(&f, 1).len(), 31);
     assert_eq!(f.count("_dead_letters"), 90 + 5 + 40 + 1);
+}
+
+#[test]
+fn a_topic_written_in_transactions_loads_each_committed_message_once() {
+    let f = Fixture::new();
+    create_topics(&f.bootstrap, &f.topics, 1);
+    let junk = |text: &'static str| -> Vec<RawMessage<'static>> {
+        vec![(None, Some(text.as_bytes())); 10]
+    };
+    let (first, aborted, last) = (junk("committed 1"), junk("aborted"), junk("committed 2"));
+    produce_transactions(
+        &f.bootstrap,
+        &f.topics.gps,
+        &[(&first, true), (&aborted, false), (&last, true)],
+    );
+    // 10 + marker, 10 aborted + marker, 10 + marker: the partition ends at 33, and
+    // its last offset is a control record no consumer receives.
+    let started = Instant::now();
+    let stderr = assert_success(&f.load(&[]));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the run waited for offsets that never come: {stderr}"
+    );
+    let payloads = query_strings(
+        &f.db,
+        "SELECT payload_text FROM iot_stream._dead_letters ORDER BY \"offset\"",
+    );
+    let mut expected = vec!["committed 1"; 10];
+    expected.extend(["committed 2"; 10]);
+    assert_eq!(
+        payloads, expected,
+        "each committed message once, no aborted one"
+    );
+    let stored = query_strings(
+        &f.db,
+        &format!(
+            "SELECT next_offset::VARCHAR FROM iot_stream._kafka_offsets WHERE topic = '{}'",
+            f.topics.gps
+        ),
+    );
+    assert_eq!(stored, ["33"], "the partition is stored as read to its end");
+    assert!(stderr.contains("lag left: 0 messages"), "{stderr}");
+
+    // Nothing new: the next run finds nothing to do, and a transaction more is
+    // read from where the last one ended.
+    assert_success(&f.load(&[]));
+    produce_transactions(&f.bootstrap, &f.topics.gps, &[(&first, true)]);
+    assert_success(&f.load(&[]));
+    assert_eq!(f.count("_dead_letters"), 30);
 }
 
 #[test]

@@ -128,8 +128,21 @@ impl Batch {
         if offsets.is_empty() {
             return;
         }
-        self.opened.get_or_insert_with(Instant::now);
         self.messages += (offsets.end - offsets.start) as usize;
+        self.cover(topic, partition, offsets);
+    }
+
+    /// Offsets that hold nothing a consumer receives (the control records that end
+    /// transactions, an aborted transaction's messages): they move on with the
+    /// batch, as no message.
+    pub fn pass_unread(&mut self, topic: &str, partition: i32, offsets: Range<i64>) {
+        if !offsets.is_empty() {
+            self.cover(topic, partition, offsets);
+        }
+    }
+
+    fn cover(&mut self, topic: &str, partition: i32, offsets: Range<i64>) {
+        self.opened.get_or_insert_with(Instant::now);
         self.lookup.0.clear();
         self.lookup.0.push_str(topic);
         self.lookup.1 = partition;

@@ -339,8 +339,12 @@ impl<D: Destination> Loader<D> {
             // While messages come, a written batch is taken in when the next is handed
             // over. A poll that found none may start a long wait (a follower caught
             // up): the batch is taken in now, or the group's figures would wait too.
-            if !polled && let Some(written) = self.writer.try_take() {
-                self.take_in(written, &mut batch)?;
+            if !polled {
+                if let Some(written) = self.writer.try_take() {
+                    self.take_in(written, &mut batch)?;
+                }
+                // Read to a transaction's end: its marker is never delivered.
+                self.source.pass_unread(&mut batch)?;
             }
             let idle = now - last_message;
             if self.source.waiting_for_partitions() {

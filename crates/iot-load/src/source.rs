@@ -698,6 +698,41 @@ impl KafkaSource {
         Ok(true)
     }
 
+    /// Moves partitions on past offsets that hold no message for this consumer: a
+    /// transaction's closing control record and an aborted transaction's messages
+    /// take offsets that a read_committed consumer never receives, so the last
+    /// delivered offset + 1 can stay below a partition's end for good. The
+    /// consumer's position says how far it has read; those offsets go with `batch`.
+    /// Asked when a poll found nothing, for the partitions short of where they
+    /// ended when given. Blocking (no request to the broker).
+    pub fn pass_unread(&mut self, batch: &mut Batch) -> Result<(), SourceError> {
+        if self.partitions.iter().all(|p| p.next >= p.end) {
+            return Ok(());
+        }
+        let positions = self.consumer.position().map_err(|e| SourceError::Read {
+            what: "the consumer's positions".into(),
+            source: e,
+        })?;
+        for element in positions.elements() {
+            let Offset::Offset(position) = element.offset() else {
+                continue;
+            };
+            let (topic, partition) = (element.topic(), element.partition());
+            let Some(p) = self
+                .partitions
+                .iter_mut()
+                .find(|p| p.partition == partition && p.topic == topic)
+            else {
+                continue;
+            };
+            if position > p.next {
+                batch.pass_unread(topic, partition, p.next..position);
+                p.next = position;
+            }
+        }
+        Ok(())
+    }
+
     /// After batches were dropped because another loader committed first: moves
     /// every partition to its stored offset, so that reading goes on exactly where
     /// the destination says (a partition never stored goes back to the start of
