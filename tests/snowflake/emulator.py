@@ -18,7 +18,9 @@ in a transaction without a request for ABANDONED_AFTER seconds is closed, which
 rolls the transaction back: Snowflake's behaviour, on a test's time scale.
 
 One Snowflake statement with nothing to act on here is accepted rather than
-refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`).
+refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`). And a row
+that breaks a NOT NULL column fails with Snowflake's own error, not a server
+error (see `refuse_like_snowflake`).
 
 Usage: python3 tests/snowflake/emulator.py --port PORT
 """
@@ -33,6 +35,9 @@ import sys
 import time
 
 import uvicorn
+import duckdb
+import snowflake.connector.errors
+from fakesnow.cursor import FakeSnowflakeCursor
 # The module's own dict of sessions: `fakesnow.server` the attribute is a function.
 from fakesnow.server import app as fakesnow
 from fakesnow.server import sessions
@@ -45,6 +50,26 @@ in_transaction: dict[str, float] = {}
 # idle, however long its statement takes (fakesnow translates a 512 KB INSERT for
 # many seconds on a slow machine).
 in_flight: dict[str, int] = {}
+
+
+def refuse_like_snowflake(execute):
+    """A row that breaks a column's NOT NULL fails as Snowflake fails it (100072, a
+    statement error), not as an unhandled server error (fakesnow's 261000, which
+    Snowflake's clients read as a passing HTTP failure)."""
+
+    def wrapped(self, *args, **kwargs):
+        try:
+            return execute(self, *args, **kwargs)
+        except duckdb.ConstraintException as e:
+            text = str(e).split("\n")[0]
+            if "NOT NULL" in text:
+                text = f"NULL result in a non-nullable column ({text})"
+            raise snowflake.connector.errors.ProgrammingError(msg=text, errno=100072, sqlstate="22000") from e
+
+    return wrapped
+
+
+FakeSnowflakeCursor.execute = refuse_like_snowflake(FakeSnowflakeCursor.execute)
 
 
 def request_json(body: bytes):

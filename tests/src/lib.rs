@@ -361,6 +361,13 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
+/// A valid GPS reading as JSON, its id ending in `n` (0 to 99).
+pub fn gps_event(n: usize) -> String {
+    format!(
+        r#"{{"schema_version":1,"id":"6f1c2f9e-6a59-4f0e-9a43-2f1d1f0c9b{n:02}","device_id":"0d7c6b8a-1f2e-4d3c-8b7a-6f5e4d3c2b1a","trip_id":"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d","timestamp":"2026-11-26T09:30:00.250Z","lat":52.39,"lon":13.06,"speed_kmh":48.2,"heading_deg":181.5,"accuracy_m":3.0}}"#
+    )
+}
+
 /// A message as a test sends it: key and payload, raw bytes both, either absent.
 pub type RawMessage<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 

@@ -580,6 +580,60 @@ fn a_topic_written_in_transactions_loads_each_committed_message_once() {
 }
 
 #[test]
+fn rows_the_file_refuses_become_dead_letters_and_the_rest_loads() {
+    let f = Fixture::new();
+    create_topics(&f.bootstrap, &f.topics, 1);
+    assert_success(&f.load(&[]));
+    // An analyst's constraint: every GPS row must have a key.
+    duckdb::Connection::open(&f.db)
+        .unwrap()
+        .execute_batch("ALTER TABLE iot_stream.gps_data ALTER COLUMN _kafka_key SET NOT NULL")
+        .unwrap();
+    let events: Vec<String> = (0..100).map(iot_tests::gps_event).collect();
+    let messages: Vec<RawMessage> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let key = (![17, 60].contains(&i)).then_some(b"k".as_slice());
+            (key, Some(e.as_bytes()))
+        })
+        .collect();
+    produce(&f.bootstrap, &f.topics.gps, &messages);
+
+    let stderr = assert_success(&f.load(&[]));
+    assert_eq!(f.count("gps_data"), 98, "{stderr}");
+    let dead = query_strings(
+        &f.db,
+        "SELECT \"offset\"::VARCHAR || ' ' || error FROM iot_stream._dead_letters ORDER BY \"offset\"",
+    );
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (letter, offset) in dead.iter().zip(["17", "60"]) {
+        assert!(
+            letter.starts_with(&format!("{offset} refused by the destination")),
+            "{letter}"
+        );
+        assert!(letter.contains("NOT NULL"), "{letter}");
+    }
+    let payload = query_strings(
+        &f.db,
+        "SELECT payload_text FROM iot_stream._dead_letters WHERE \"offset\" = 17",
+    );
+    assert!(
+        payload[0].contains("2f1d1f0c9b17"),
+        "the event, encoded again: {payload:?}"
+    );
+    let summary = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("dead letters"))
+        .unwrap_or_default();
+    assert_eq!(summary.split_whitespace().last(), Some("2"), "{stderr}");
+    assert_each_offset_once(&f.db);
+    // The offsets moved past them: the next run has nothing to do.
+    assert_success(&f.load(&[]));
+    assert_eq!(f.count("gps_data") + f.count("_dead_letters"), 100);
+}
+
+#[test]
 fn messages_deleted_before_loading_are_recorded_as_gaps() {
     let f = Fixture::new();
     // One partition per topic: the second trip's messages land behind what the

@@ -257,6 +257,43 @@ fn malformed_messages_land_in_dead_letters_with_the_rest_loaded() {
 }
 
 #[test]
+fn rows_snowflake_refuses_become_dead_letters_and_the_rest_loads() {
+    let f = Fixture::new();
+    create_topics(&f.bootstrap, &f.topics, 1);
+    assert_success(&f.load(&[]));
+    // Snowflake enforces NOT NULL (and only that): a column an analyst made required.
+    f.snowflake.query(
+        DATABASE,
+        &format!(
+            "ALTER TABLE {}.gps_data ALTER COLUMN _kafka_key SET NOT NULL",
+            f.schema
+        ),
+    );
+    let events: Vec<String> = (0..20).map(iot_tests::gps_event).collect();
+    let messages: Vec<RawMessage> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ((i != 13).then_some(b"k".as_slice()), Some(e.as_bytes())))
+        .collect();
+    produce(&f.bootstrap, &f.topics.gps, &messages);
+
+    let stderr = assert_success(&f.load(&[]));
+    assert_eq!(f.count("gps_data"), 19, "{stderr}");
+    let dead = f.snowflake.query(
+        DATABASE,
+        &format!(
+            "SELECT \"OFFSET\"::VARCHAR, error FROM {}._dead_letters",
+            f.schema
+        ),
+    );
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0][0].as_deref(), Some("13"));
+    let error = dead[0][1].clone().unwrap_or_default();
+    assert!(error.starts_with("refused by the destination"), "{error}");
+    f.assert_each_offset_once();
+}
+
+#[test]
 fn a_killed_load_resumes_exactly() {
     // This test needs the emulator's one added behaviour: a load killed inside its
     // transaction leaves it open, and the emulator ends it 10 s after its last

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use iot_model::{Event, EventKind, Timestamp, Topics};
 
+use crate::destination::Refused;
+
 /// Where a message came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaMeta {
@@ -181,6 +183,26 @@ impl Batch {
         });
     }
 
+    /// Turns rows the destination refused into dead letters with its reason, in the
+    /// same places of the offset ranges. Rows keep no raw bytes, so a dead letter's
+    /// payload is the event as decoded, encoded again with the fields the model does
+    /// not know.
+    pub fn refuse(&mut self, topics: &Topics, refused: &[Refused]) {
+        let mut refused: Vec<&Refused> = refused.iter().collect();
+        // From the last, so that each index still points at its row.
+        refused.sort_by_key(|r| std::cmp::Reverse((r.kind as usize, r.index)));
+        for r in refused {
+            let row = self.rows[r.kind as usize].remove(r.index);
+            let payload = encoded(&row);
+            self.reject(
+                topics.name(r.kind),
+                row.kafka,
+                Some(&payload),
+                format!("refused by the destination: {}", r.error),
+            );
+        }
+    }
+
     /// Drops what the batch holds of a partition the group has taken from this
     /// loader: its offsets did not move, so its new owner reads it again.
     pub fn forget(&mut self, topics: &Topics, key: &PartitionKey) {
@@ -241,6 +263,26 @@ impl Batch {
     pub fn age(&self, now: Instant) -> Duration {
         self.opened
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+    }
+}
+
+/// A row's event as JSON again, with its unknown fields.
+fn encoded(row: &Row) -> Vec<u8> {
+    let mut out = Vec::new();
+    row.event.encode(&mut out);
+    let Some(extra) = &row.extra else {
+        return out;
+    };
+    let parsed = (
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&out),
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(extra),
+    );
+    match parsed {
+        (Ok(mut event), Ok(extra)) => {
+            event.extend(extra);
+            serde_json::to_vec(&event).unwrap_or(out)
+        }
+        _ => out,
     }
 }
 

@@ -245,7 +245,7 @@ fn run_with<D: Destination + Send + 'static>(
     // callback, which reads the stored offsets of the partitions it is given (after
     // the batch in flight, if any, is committed: the writer holds the lock meanwhile).
     let destination = Arc::new(Mutex::new(destination));
-    let writer = Writer::spawn(Arc::clone(&destination));
+    let writer = Writer::spawn(Arc::clone(&destination), options.topics.clone());
     let reader = Arc::clone(&destination);
     let source = KafkaSource::open(
         options,

@@ -15,8 +15,10 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use iot_model::Topics;
+
 use crate::batch::Batch;
-use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
+use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets, refused_rows};
 use crate::source::lock;
 
 /// A batch to commit, with what the commit checks and records.
@@ -74,7 +76,10 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the thread that commits batches to `destination`.
-    pub fn spawn<D: Destination + Send + 'static>(destination: Arc<Mutex<D>>) -> Writer {
+    pub fn spawn<D: Destination + Send + 'static>(
+        destination: Arc<Mutex<D>>,
+        topics: Topics,
+    ) -> Writer {
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot::Empty),
             changed: Condvar::new(),
@@ -82,7 +87,7 @@ impl Writer {
         let own = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("writer".into())
-            .spawn(move || write_batches(&own, &destination))
+            .spawn(move || write_batches(&own, &destination, &topics))
             .expect("the system can start a thread");
         Writer {
             shared,
@@ -144,7 +149,30 @@ impl Drop for Writer {
     }
 }
 
-fn write_batches<D: Destination>(shared: &Shared, destination: &Mutex<D>) {
+/// After the destination refused a batch for good: finds the rows it refuses, if
+/// that is what it refused, turns them into dead letters with its reason, and
+/// commits the rest with them. Otherwise the batch stays refused with `error`, and
+/// the run fails as before (nothing of it is written; the next run reads it again).
+fn commit_without_refused<D: Destination>(
+    destination: &mut D,
+    job: &mut Job,
+    topics: &Topics,
+    error: DestinationError,
+) -> Result<(), DestinationError> {
+    let Some(refused) = refused_rows(destination, &job.batch)? else {
+        return Err(error);
+    };
+    tracing::warn!(
+        rows = refused.len(),
+        first = %refused[0].error,
+        "the destination refused rows; they go to the dead letters"
+    );
+    job.batch.refuse(topics, &refused);
+    job.load.refused(&refused);
+    destination.commit(&job.batch, &job.expected, &job.load)
+}
+
+fn write_batches<D: Destination>(shared: &Shared, destination: &Mutex<D>, topics: &Topics) {
     // Should a commit panic, the loader waiting for it learns so rather than waiting on.
     struct ClosedOnPanic<'a>(&'a Shared);
     impl Drop for ClosedOnPanic<'_> {
@@ -170,9 +198,15 @@ fn write_batches<D: Destination>(shared: &Shared, destination: &Mutex<D>) {
                 }
             }
         };
+        let mut job = job;
         let result = {
             let mut destination = lock(destination);
-            let result = destination.commit(&job.batch, &job.expected, &job.load);
+            let result = match destination.commit(&job.batch, &job.expected, &job.load) {
+                Err(e) if e.is_refusal() => {
+                    commit_without_refused(&mut *destination, &mut job, topics, e)
+                }
+                other => other,
+            };
             if result.is_ok() && job.release {
                 destination.release();
             }
@@ -215,7 +249,7 @@ mod tests {
             ..DuckDbOptions::default()
         };
         let destination = Arc::new(Mutex::new(DuckDb::new(options, Topics::default())));
-        let writer = Writer::spawn(Arc::clone(&destination));
+        let writer = Writer::spawn(Arc::clone(&destination), Topics::default());
         let wait = writer.waiter();
         let load = LoadRecord::new("writer".into(), Timestamp::now());
         assert!(writer.take().is_none(), "nothing in flight yet");

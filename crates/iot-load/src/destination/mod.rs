@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use iot_model::{EventKind, Timestamp};
 use serde::Serialize;
 
-use crate::batch::{Batch, PartitionKey};
+use crate::batch::{Batch, PartitionKey, Row};
 
 /// What caused a destination error: the database's or the client's own error.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -94,6 +94,18 @@ impl iot_cli::Retriable for DestinationError {
 }
 
 impl DestinationError {
+    /// Whether the destination refused what it was given (a value, a row), for
+    /// good: not a lock, an outage, a refused login or another loader's commit.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            DestinationError::Write {
+                retriable: false,
+                ..
+            }
+        )
+    }
+
     /// A write that failed for good, with its cause.
     pub fn write(table: &str, source: impl Into<Cause>) -> Self {
         DestinationError::Write {
@@ -181,6 +193,16 @@ impl LoadRecord {
         }
     }
 
+    /// Counts rows the destination refused as the dead letters they became.
+    pub fn refused(&mut self, refused: &[Refused]) {
+        for r in refused {
+            if let Some(rows) = self.rows.get_mut(r.kind.default_topic()) {
+                *rows = rows.saturating_sub(1);
+            }
+            self.dead_letters += 1;
+        }
+    }
+
     pub fn total_rows(&self) -> u64 {
         self.rows.values().sum()
     }
@@ -227,7 +249,81 @@ pub trait Destination {
     /// Saves `load` alone, at the end of a run, and lets go of the destination.
     fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError>;
 
+    /// Writes `rows` to their table in a transaction that is rolled back whatever
+    /// happens: whether the destination takes them. Asked of ever smaller sets of a
+    /// batch the destination refused, to find the rows it refuses ([`refused_rows`]).
+    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<(), DestinationError>;
+
     /// Lets go of what is held open between batches (a database file others wait
     /// for), because the loader is about to wait for messages.
     fn release(&mut self) {}
+}
+
+/// How many rows of one batch may be refused before the batch is taken as failed
+/// whole: past that, the destination itself is failing (a full disk, a table
+/// it cannot write), not a few rows, and finding them would take a probe per row.
+pub const MOST_REFUSED: usize = 1_000;
+
+/// A row of a batch the destination refused: its kind, its place among the batch's
+/// rows of that kind, and the destination's reason.
+#[derive(Debug)]
+pub struct Refused {
+    pub kind: EventKind,
+    pub index: usize,
+    pub error: String,
+}
+
+/// Finds the rows of `batch` that `destination` refuses, by halves: a set it takes
+/// holds none, a refused set is split until single rows remain. About two probes
+/// per refused row and level, so a few rows among 50,000 cost some 30 probes.
+/// None when the refusal is not the rows' (every row refused, or more than
+/// [`MOST_REFUSED`]), or a probe fails for another reason.
+pub fn refused_rows(
+    destination: &mut impl Destination,
+    batch: &Batch,
+) -> Result<Option<Vec<Refused>>, DestinationError> {
+    let mut refused = Vec::new();
+    let mut taken = false;
+    for kind in EventKind::ALL {
+        let rows = batch.rows(kind);
+        if !rows.is_empty() {
+            taken |= halve(destination, kind, rows, 0, &mut refused)?;
+        }
+        if refused.len() > MOST_REFUSED {
+            return Ok(None);
+        }
+    }
+    Ok((taken && !refused.is_empty()).then_some(refused))
+}
+
+/// Probes `rows` (the batch's rows of `kind` from `first` on); returns whether the
+/// destination took any of them.
+fn halve(
+    destination: &mut impl Destination,
+    kind: EventKind,
+    rows: &[Row],
+    first: usize,
+    refused: &mut Vec<Refused>,
+) -> Result<bool, DestinationError> {
+    if refused.len() > MOST_REFUSED {
+        return Ok(false);
+    }
+    match destination.try_rows(kind, rows) {
+        Ok(()) => Ok(true),
+        Err(e) if !e.is_refusal() => Err(e),
+        Err(e) if rows.len() == 1 => {
+            refused.push(Refused {
+                kind,
+                index: first,
+                error: iot_cli::error_chain(&e),
+            });
+            Ok(false)
+        }
+        Err(_) => {
+            let middle = rows.len() / 2;
+            let left = halve(destination, kind, &rows[..middle], first, refused)?;
+            let right = halve(destination, kind, &rows[middle..], first + middle, refused)?;
+            Ok(left || right)
+        }
+    }
 }

@@ -21,7 +21,7 @@ pub mod schema;
 mod write;
 
 use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
-use crate::batch::Batch;
+use crate::batch::{Batch, Row};
 use crate::tables::{self, Context, DEAD_LETTERS, LOADS, OFFSETS, StoredOffset};
 
 /// The storage format written by default: readable by DuckDB 1.4 and later, which
@@ -161,6 +161,28 @@ impl Destination for DuckDb {
         conn.execute_batch("COMMIT").map_err(transaction)?;
         self.keep(conn);
         Ok(())
+    }
+
+    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<(), DestinationError> {
+        let conn = self.take_connection()?;
+        let transaction = |e| DestinationError::write("the transaction", e);
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(transaction)?;
+        let context = Context {
+            topic: self.topics.name(kind),
+            load_id: "",
+            now: Timestamp::now(),
+        };
+        let outcome = write::append(
+            &conn,
+            &self.options.schema,
+            tables::events(kind),
+            rows,
+            &context,
+        );
+        conn.execute_batch("ROLLBACK").map_err(transaction)?;
+        self.keep(conn);
+        outcome
     }
 
     fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {

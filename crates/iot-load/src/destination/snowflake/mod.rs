@@ -23,7 +23,7 @@ use snowflake_api::{QueryResult, SnowflakeApi};
 
 use super::ddl;
 use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
-use crate::batch::Batch;
+use crate::batch::{Batch, Row};
 use crate::tables::{self, Context, DEAD_LETTERS, OFFSETS};
 use sql::SnowflakeSql;
 
@@ -328,6 +328,27 @@ impl Destination for Snowflake {
         self.transaction("committing a batch", |s| {
             s.try_commit(batch, expected, load)
         })
+    }
+
+    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<(), DestinationError> {
+        self.prepare()?;
+        let schema = self.options.schema.clone();
+        let table = tables::events(kind);
+        let context = Context::new("");
+        let on_topic = context.on(self.topics.name(kind));
+        let statements = sql::insert(
+            &schema,
+            table,
+            rows,
+            &on_topic,
+            self.options.max_statement_bytes,
+        );
+        self.begin()?;
+        let outcome = statements
+            .iter()
+            .try_for_each(|statement| self.exec(table.name, statement).map(drop));
+        self.roll_back();
+        outcome
     }
 
     fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
