@@ -16,16 +16,14 @@
 #                                e.g. kafka-consumer-groups --bootstrap-server
 #                                127.0.0.1:9092 --describe --group iot-load
 #
-# BROKER chooses which broker: `kafka` (the default where Java 17+ is found) runs
-# Apache Kafka itself, the jars from Maven Central (config/kafka/pom.xml) in KRaft
-# mode with config/kafka/server.properties; `tansu` (the default without Java) runs
-# tansu, a Kafka-compatible broker built from crates.io that stores its data in
-# SQLite. BROKER_PORT (default 9092) and BROKER_DIR (default .local/broker in the
-# repository) choose where it listens and keeps its data.
+# It runs Apache Kafka itself (Java 17 or later and Maven needed): the jars from
+# Maven Central (config/kafka/pom.xml) in KRaft mode with
+# config/kafka/server.properties. BROKER_PORT (default 9092) and BROKER_DIR
+# (default .local/broker in the repository) choose where it listens and keeps its
+# data.
 set -euo pipefail
 
 KAFKA_VERSION=4.1.1
-TANSU_VERSION=0.6.0
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}
 port=${BROKER_PORT:-9092}
@@ -39,13 +37,8 @@ java_17() {
     awk -F' = ' '/java.specification.version/ { exit !($2 + 0 >= 17) }'
 }
 
-if [[ -z ${BROKER:-} ]]; then
-  if java_17; then BROKER=kafka; else BROKER=tansu; fi
-fi
-case $BROKER in
-  kafka | tansu) ;;
-  *) say "BROKER must be kafka or tansu, not '$BROKER'"; exit 2 ;;
-esac
+# Only Apache Kafka now: the name stays, for the files and messages below.
+BROKER=kafka
 
 # Where a broker in $dir keeps its process id and log.
 files() {
@@ -64,7 +57,7 @@ kafka_libs=$cache/kafka/$KAFKA_VERSION/libs
 
 kafka_install() {
   [[ -f $kafka_libs/kafka_2.13-$KAFKA_VERSION.jar ]] && return 0
-  java_17 || { say "Apache Kafka $KAFKA_VERSION needs Java 17 or later; use BROKER=tansu without it"; exit 1; }
+  java_17 || { say "Apache Kafka $KAFKA_VERSION needs Java 17 or later (Debian: apt-get install openjdk-17-jre-headless), or run it with Docker: docker compose up -d"; exit 1; }
   command -v mvn >/dev/null 2>&1 || { say "installing Apache Kafka needs Maven (Debian: apt-get install maven)"; exit 1; }
   say "installing Apache Kafka $KAFKA_VERSION from Maven Central into $kafka_libs (about 55 MB, once)"
   rm -rf "$kafka_libs.part"
@@ -137,40 +130,7 @@ kafka_start() {
 # comes earlier.
 kafka_ready() { grep -q "Kafka Server started" "$log"; }
 
-# --- tansu -----------------------------------------------------------------------
-
-tansu_installed() {
-  command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q " $TANSU_VERSION"
-}
-
-tansu_install() {
-  tansu_installed && return 0
-  say "installing tansu $TANSU_VERSION from crates.io (about 10 minutes, once)"
-  # A build directory outside the repository, kept between installs.
-  CARGO_TARGET_DIR=${TANSU_TARGET_DIR:-$cache/tansu-target} \
-    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore --quiet
-  tansu_installed || { say "tansu is installed but not on PATH; add ~/.cargo/bin to PATH"; exit 1; }
-}
-
-tansu_start() {
-  tansu_install
-  mkdir -p "$dir"
-  # tansu reads a sqlite:// path relative to its working directory. Advertise the
-  # IPv4 address: clients told "localhost" may try ::1, where nothing listens.
-  (
-    cd "$dir"
-    nohup tansu broker \
-      --listener-url "tcp://127.0.0.1:$port" \
-      --advertised-listener-url "tcp://127.0.0.1:$port" \
-      --storage-engine "sqlite://tansu.db" >"$log" 2>&1 &
-    echo $! >"$pidfile"
-  )
-}
-
-# tansu listens only once its storage is open.
-tansu_ready() { answering; }
-
-# --- either ----------------------------------------------------------------------
+# --- running it ----------------------------------------------------------------
 
 answering() {
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null

@@ -2,8 +2,8 @@
 # The long form of the fault tests, by one command: the decoders' property tests
 # (arbitrary bytes, mutated valid events) with PROPTEST_CASES cases each (default
 # 200,000), then the crash loops (load, and simulate, killed with SIGKILL at random
-# points) with IOT_CRASH_KILLS runs each (default 200) against a private local broker (Apache Kafka
-# where Java is found; BROKER=tansu for tansu). The suite runs the short forms.
+# points) with IOT_CRASH_KILLS runs each (default 200) against a private local
+# Apache Kafka. The suite runs the short forms.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -25,7 +25,6 @@ if [[ -z ${BROKER_BOOTSTRAP:-} || -z ${SNOWFLAKE_EMULATOR_URL:-} ]]; then
   "$repo/scripts/libduckdb.sh" install
   say "building simulate and load (release; the first build takes several minutes)"
   cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin simulate --bin load
-  export BROKER=kafka
   exec "$repo/scripts/broker.sh" with "$repo/scripts/snowflake-emulator.sh" with "$0"
 fi
 

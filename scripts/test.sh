@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine. Installs what is missing (DuckDB's
-# prebuilt library, Apache Kafka, tansu, a DuckDB 1.4 reader to prove DBeaver's
-# driver generation reads our files and the Snowflake emulator fakesnow, each
-# Python package in a virtualenv of its own under the cache), starts a private Apache Kafka, tansu and emulator on free ports,
-# runs `cargo test --workspace` against them, and stops them again. The suite runs
-# on Apache Kafka; one smoke test runs on tansu, to keep the Java-less path true.
-# Extra arguments go to cargo test (e.g. scripts/test.sh -- killed, for the tests
-# whose names contain "killed").
+# prebuilt library, Apache Kafka, a DuckDB 1.4 reader to prove DBeaver's driver
+# generation reads our files and the Snowflake emulator fakesnow, each Python
+# package in a virtualenv of its own under the cache), starts a private Apache
+# Kafka and emulator on free ports, runs `cargo test --workspace` against them,
+# and stops them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
+# killed, for the tests whose names contain "killed").
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
 
-# The script runs itself inside each service it starts, one stage at a time:
-# IOT_TEST_BOOTSTRAP, IOT_TEST_TANSU_BOOTSTRAP and IOT_TEST_SNOWFLAKE_* tell the
-# tests where the services are.
+# The script runs itself inside the services it starts: IOT_TEST_BOOTSTRAP and
+# IOT_TEST_SNOWFLAKE_* tell the tests where they are.
 case ${IOT_TEST_STAGE:-} in
   "")
     scripts/libduckdb.sh install
@@ -23,19 +21,14 @@ case ${IOT_TEST_STAGE:-} in
     duckdb_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/duckdb-1.4-venv
     scripts/venv.sh "$duckdb_venv" 'duckdb==1.4.4'
     export IOT_TEST_DUCKDB_PYTHON=$duckdb_venv/bin/python
-    BROKER=kafka scripts/broker.sh install
-    BROKER=tansu scripts/broker.sh install
-    IOT_TEST_STAGE=kafka BROKER=kafka exec scripts/broker.sh with \
+    scripts/broker.sh install
+    IOT_TEST_STAGE=kafka exec scripts/broker.sh with \
       scripts/snowflake-emulator.sh with "$0" "$@"
     ;;
   kafka)
     export IOT_TEST_BOOTSTRAP=$BROKER_BOOTSTRAP \
       IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL \
       IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON
-    IOT_TEST_STAGE=tansu BROKER=tansu exec scripts/broker.sh with "$0" "$@"
-    ;;
-  tansu)
-    export IOT_TEST_TANSU_BOOTSTRAP=$BROKER_BOOTSTRAP
     unset IOT_TEST_STAGE
     exec cargo test --workspace "$@"
     ;;

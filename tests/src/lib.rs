@@ -1,10 +1,9 @@
 //! What the end-to-end tests share: finding the built binaries and the test broker,
 //! giving each test its own topics, and reading a topic back in full.
 //!
-//! The tests need Apache Kafka, one smoke test tansu as well, and the Snowflake
-//! tests an emulator. `scripts/test.sh` starts all three (with fakesnow as the
-//! emulator) and points `IOT_TEST_BOOTSTRAP`, `IOT_TEST_TANSU_BOOTSTRAP` and
-//! `IOT_TEST_SNOWFLAKE_*` at them; without them the tests fail and say so. Some
+//! The tests need Apache Kafka, and the Snowflake tests an emulator.
+//! `scripts/test.sh` starts both (with fakesnow as the emulator) and points
+//! `IOT_TEST_BOOTSTRAP` and `IOT_TEST_SNOWFLAKE_*` at them; without them the tests fail and say so. Some
 //! tests check our claims with Kafka's own tools, through `scripts/broker.sh`.
 
 use std::path::PathBuf;
@@ -22,24 +21,6 @@ pub fn bootstrap() -> String {
     let servers = std::env::var("IOT_TEST_BOOTSTRAP")
         .unwrap_or_else(|_| iot_kafka::DEFAULT_BOOTSTRAP_SERVERS.into());
     reachable(servers, "IOT_TEST_BOOTSTRAP", "scripts/broker.sh start")
-}
-
-/// The tansu broker of the smoke test that keeps the Java-less path true:
-/// `IOT_TEST_TANSU_BOOTSTRAP`. Fails the test, with how to start one, if unset or
-/// if nothing answers there.
-pub fn tansu_bootstrap() -> String {
-    let servers = std::env::var("IOT_TEST_TANSU_BOOTSTRAP").unwrap_or_else(|_| {
-        panic!(
-            "this test needs a tansu broker: run the suite with `scripts/test.sh`, which starts \
-             one, or start one with `BROKER=tansu BROKER_PORT=9094 scripts/broker.sh start` \
-             and set IOT_TEST_TANSU_BOOTSTRAP=127.0.0.1:9094"
-        )
-    });
-    reachable(
-        servers,
-        "IOT_TEST_TANSU_BOOTSTRAP",
-        "BROKER=tansu scripts/broker.sh start",
-    )
 }
 
 fn reachable(servers: String, variable: &str, start: &str) -> String {

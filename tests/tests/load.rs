@@ -10,8 +10,7 @@ use iot_tests::{
     PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, create_topics,
     delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag,
     kill_at_random_points, produce, produce_to, produce_transactions, query_i64, query_strings,
-    read_topic, run, scratch_dir, simulate, simulate_command, tansu_bootstrap, topic_args,
-    unique_topics,
+    read_topic, run, scratch_dir, simulate, simulate_command, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -1110,30 +1109,6 @@ fn a_database_file_that_cannot_be_created_is_exit_4() {
         stderr.contains("cannot open the database file") && stderr.contains("no-such-directory"),
         "{stderr}"
     );
-}
-
-/// The path of a machine without Java: simulate and load through tansu, the
-/// fallback broker, and a second run adds nothing.
-#[test]
-fn on_tansu_everything_loads_once_and_a_second_run_adds_nothing() {
-    let f = Fixture::on(tansu_bootstrap());
-    let produced = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "2",
-        "--max-events",
-        "500",
-    ]);
-    assert_eq!(produced, 500);
-    assert_success(&f.load(&[]));
-    assert_eq!(f.rows() as u64, produced);
-    assert_each_offset_once(&f.db);
-    let again = assert_success(&f.load(&[]));
-    assert!(again.contains(": 0 rows"), "{again}");
-    assert_eq!(f.rows() as u64, produced);
 }
 
 /// A broker outage: Apache Kafka killed with SIGKILL while `load` runs. The run

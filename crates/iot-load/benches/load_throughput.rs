@@ -249,7 +249,7 @@ fn wait_for_group_coordinator(bootstrap: &str, topic: &str) {
 
 /// Reads every partition of `topics` from the start to its end with a bare
 /// rdkafka consumer, counting messages and nothing more; says so if the broker
-/// stops delivering for 10 s (tansu does, with librdkafka's default fetch settings).
+/// stops delivering for 10 s.
 fn count_messages(bootstrap: &str, topics: &Topics) -> Result<(usize, f64), String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -272,8 +272,7 @@ fn count_messages(bootstrap: &str, topics: &Topics) -> Result<(usize, f64), Stri
                 .fetch_watermarks(topic, p.id(), timeout)
                 .expect("watermarks");
             total += (high - low) as usize;
-            // From the beginning by name: tansu's answer for the low watermark is
-            // not always an offset it then serves.
+            // From the beginning by name, whatever the low watermark said.
             assignment
                 .add_partition_offset(topic, p.id(), Offset::Beginning)
                 .expect("a new partition");
