@@ -250,7 +250,7 @@ fn run_with<D: Destination + Send + 'static>(
     let source = KafkaSource::open(
         options,
         Box::new(move || lock(&reader).stored_offsets()),
-        writer.waiter(),
+        writer.waiter(source::REVOKE_WAIT),
     )?;
     let load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
     tracing::info!(load_id = %load.load_id, "load started");
@@ -320,6 +320,7 @@ impl<D: Destination> Loader<D> {
         let mut ticker = Ticker::new(options.progress);
         let stall_limit = self.source.stall_limit();
         let mut last_message = Instant::now();
+        let mut standby_said = false;
         loop {
             if shutdown.requested() || (!options.follow && self.source.caught_up()) {
                 break;
@@ -350,8 +351,18 @@ impl<D: Destination> Loader<D> {
             if self.source.waiting_for_partitions() {
                 // A member that stopped answering holds the group up for its session.
                 let waited = stall_limit + source::SESSION_TIMEOUT;
-                if idle > waited {
+                if idle > waited && !options.follow {
                     return Err(SourceError::Unassigned { waited }.into());
+                }
+                // A follower is a standby: it stays in the group until it is given a
+                // share, however long the others keep it waiting.
+                if idle > waited && !standby_said {
+                    standby_said = true;
+                    tracing::warn!(
+                        waited_s = waited.as_secs(),
+                        "the consumer group has given this loader nothing yet; it stays \
+                         in the group as a standby"
+                    );
                 }
             } else if !options.follow && idle > stall_limit && self.source.behind() > 0 {
                 self.commit(&mut batch, false)?;

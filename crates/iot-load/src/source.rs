@@ -158,10 +158,20 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// poll (the rebalance callback), on the loader's thread, while the loader waits.
 pub type StoredReader = Box<dyn FnMut() -> Result<StoredOffsets, DestinationError> + Send>;
 
-/// Waits until the batch the loader is committing, if any, is committed. Called from
-/// inside the consumer's poll before the group takes partitions away, so that their
-/// new owner finds the offsets that batch stored.
-pub type CommitWaiter = Box<dyn Fn() + Send>;
+/// Waits until the batch the loader is committing, if any, is committed, up to
+/// [`REVOKE_WAIT`]; says whether it was. Called from inside the consumer's poll
+/// before the group takes partitions away, so that their new owner finds the
+/// offsets that batch stored.
+pub type CommitWaiter = Box<dyn Fn() -> bool + Send>;
+
+/// How long a revocation waits for the batch in flight. The whole group waits for
+/// a member that is giving partitions up, and a destination retrying a slow or
+/// contended commit (up to `--retry-for`) would hold it past its rebalance
+/// timeout, so that it never settles. After this the partitions go anyway: the
+/// batch's commit is a compare-and-set on the stored offsets, so it and the
+/// partitions' new owner cannot both store the same messages; one of the two is
+/// refused as a conflict and reads on from what the other stored.
+pub const REVOKE_WAIT: Duration = Duration::from_secs(10);
 
 /// Why partitions the group gave this loader could not be placed. They stay
 /// paused, and the run ends.
@@ -345,7 +355,13 @@ impl Placing {
     }
 
     fn revoke(&mut self, list: &TopicPartitionList) {
-        (self.committed)();
+        if !(self.committed)() {
+            tracing::warn!(
+                waited_s = REVOKE_WAIT.as_secs(),
+                "the batch in flight is still being committed; the group's partitions go \
+                 now, and its commit is checked against the offsets their new owner stores"
+            );
+        }
         for element in list.elements() {
             self.changes
                 .take_back((element.topic().to_owned(), element.partition()));

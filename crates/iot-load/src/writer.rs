@@ -14,6 +14,7 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use iot_model::Topics;
 
@@ -60,6 +61,18 @@ impl Shared {
         self.changed
             .wait_while(slot, |s| matches!(s, Slot::Queued(_) | Slot::Writing))
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether no batch is queued or being written, waiting up to `limit` for it.
+    fn settles_within(&self, limit: Duration) -> bool {
+        let slot = lock(&self.slot);
+        let (slot, _) = self
+            .changed
+            .wait_timeout_while(slot, limit, |s| {
+                matches!(s, Slot::Queued(_) | Slot::Writing)
+            })
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !matches!(*slot, Slot::Queued(_) | Slot::Writing)
     }
 
     fn set(&self, value: Slot) {
@@ -129,11 +142,12 @@ impl Writer {
         }
     }
 
-    /// Something that waits until no batch is being written, leaving its outcome for
-    /// [`Writer::take`]: for the rebalance callback, before partitions are taken.
-    pub fn waiter(&self) -> Box<dyn Fn() + Send> {
+    /// Something that waits up to `limit` until no batch is being written, leaving
+    /// its outcome for [`Writer::take`], and says whether it was: for the rebalance
+    /// callback, before partitions are taken.
+    pub fn waiter(&self, limit: Duration) -> Box<dyn Fn() -> bool + Send> {
         let shared = Arc::clone(&self.shared);
-        Box::new(move || drop(shared.settled()))
+        Box::new(move || shared.settles_within(limit))
     }
 }
 
@@ -250,7 +264,7 @@ mod tests {
         };
         let destination = Arc::new(Mutex::new(DuckDb::new(options, Topics::default())));
         let writer = Writer::spawn(Arc::clone(&destination), Topics::default());
-        let wait = writer.waiter();
+        let wait = writer.waiter(Duration::from_secs(30));
         let load = LoadRecord::new("writer".into(), Timestamp::now());
         assert!(writer.take().is_none(), "nothing in flight yet");
 
@@ -264,7 +278,7 @@ mod tests {
             release: false,
         };
         writer.send(job(0, &[]));
-        wait();
+        assert!(wait(), "a batch of one row is committed within 30 s");
         let first = writer.take().expect("the batch handed over");
         assert!(first.result.is_ok(), "{:?}", first.result.err());
         assert_eq!(first.batch.ranges().len(), 1, "the batch comes back whole");

@@ -105,6 +105,28 @@ impl Mock {
     }
 }
 
+impl Mock {
+    /// The offset `group` committed for GPS partition 0, if any.
+    fn group_offset(&self, group: &str) -> Option<i64> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::{Offset, TopicPartitionList};
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.cluster.bootstrap_servers())
+            .set("group.id", group)
+            .create()
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topics.gps, 0);
+        let committed = consumer
+            .committed_offsets(list, Duration::from_secs(5))
+            .ok()?;
+        match committed.elements().first()?.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
+    }
+}
+
 impl Drop for Mock {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -139,17 +161,37 @@ fn passing_fetch_and_metadata_errors_are_ridden_out_and_each_message_loaded_once
 }
 
 /// A slow broker (every request answered 300 ms late) slows the run down and
-/// changes nothing else.
+/// changes nothing else. The same messages are loaded first at full speed, into
+/// a file of their own, to show that the delay struck.
 #[test]
 fn a_slow_broker_changes_nothing_but_the_time() {
     let mock = Mock::new(2);
     mock.produce(3000, Timestamp::now());
+    let fast = Options {
+        destination: DestinationOptions::DuckDb(DuckDbOptions {
+            path: mock.dir.join("fast.duckdb"),
+            ..DuckDbOptions::default()
+        }),
+        group_id: "fast".into(),
+        ..mock.options()
+    };
+    let started = Instant::now();
+    let summary = mock.load(fast).expect("a broker at full speed");
+    let at_full_speed = started.elapsed();
+    assert_eq!(summary.load.total_rows(), 3000);
+
     mock.cluster
         .broker_round_trip_time(1, Duration::from_millis(300))
         .unwrap();
+    let started = Instant::now();
     mock.load(mock.options())
         .expect("a slow broker is still a broker");
+    let slowed = started.elapsed();
     assert_eq!(mock.loaded(), (3000, 3000, 3000));
+    assert!(
+        slowed > at_full_speed + Duration::from_secs(1),
+        "the delay did not strike: {slowed:?} slowed, {at_full_speed:?} at full speed"
+    );
 }
 
 /// A fetch answered "offset out of range" (the broker deleted the messages by
@@ -228,7 +270,7 @@ fn a_destination_failing_while_partitions_are_placed_ends_the_run_before_any_rea
             holder: " (PID 4242)".into(),
         })
     };
-    let mut source = KafkaSource::open(&options, Box::new(locked), Box::new(|| ())).unwrap();
+    let mut source = KafkaSource::open(&options, Box::new(locked), Box::new(|| true)).unwrap();
     let mut batch = Batch::default();
     let given_by = Instant::now() + Duration::from_secs(30);
     let error = loop {
@@ -252,4 +294,58 @@ fn a_destination_failing_while_partitions_are_placed_ends_the_run_before_any_rea
         "{text}"
     );
     assert_eq!(error.exit_code(), iot_load::exit::LOCKED, "{text}");
+}
+
+/// A `--follow` loader that the group gives nothing for longer than a cron run
+/// would wait (here the coordinator refuses every join, as when other members keep
+/// the group rebalancing) is a standby: it stays in the group, and loads once it
+/// is given a share.
+#[test]
+fn a_follower_the_group_keeps_waiting_stays_as_a_standby() {
+    let mock = Mock::new(1);
+    mock.produce(100, Timestamp::now());
+    let refused = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 100_000];
+    mock.cluster
+        .request_errors(RDKafkaApiKey::JoinGroup, &refused);
+    let options = Options {
+        follow: true,
+        ..mock.options()
+    };
+    let group = options.group_id.clone();
+    // How long a cron run waits for its first partitions before it gives up.
+    let cron_gives_up = Duration::from_secs(30) + iot_load::source::SESSION_TIMEOUT;
+    let shutdown = Shutdown::default();
+    std::thread::scope(|scope| {
+        let loader = scope.spawn(|| iot_load::run(options, &shutdown));
+        let started = Instant::now();
+        while started.elapsed() < cron_gives_up + Duration::from_secs(5) {
+            assert!(
+                !loader.is_finished(),
+                "the follower gave up after {:?}",
+                started.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The loader's own file is not opened while it runs: the group's offsets
+        // say how far it got.
+        assert_eq!(
+            mock.group_offset(&group),
+            None,
+            "the joins were refused throughout"
+        );
+
+        mock.cluster.clear_request_errors(RDKafkaApiKey::JoinGroup);
+        let given_by = Instant::now() + Duration::from_secs(60);
+        while mock.group_offset(&group) != Some(100) {
+            assert!(
+                Instant::now() < given_by,
+                "nothing loaded 60 s after the joins passed"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        shutdown.request();
+        let summary = loader.join().unwrap().expect("the follower ends cleanly");
+        assert_eq!(summary.load.total_rows(), 100);
+    });
+    assert_eq!(mock.loaded(), (100, 100, 100));
 }
