@@ -583,43 +583,139 @@ pub fn assert_success(output: &Output) -> String {
     stderr
 }
 
+/// How a crash loop went: runs killed, and of those, runs killed after they had
+/// made progress of their own (committed a batch, delivered an event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kills {
+    pub killed: usize,
+    pub after_progress: usize,
+}
+
 /// Runs `command` `times` times, each killed with SIGKILL (no chance to clean up)
-/// after a random pause of `earliest` plus up to `spread`, and calls `after` once
-/// each is gone. Returns how many were still running when killed.
+/// at a random point after it made progress of its own: once `progress` (read
+/// from outside the process: a group's committed offsets, a topic's end) has
+/// moved past where it stood when the run started, or after `patience` if it
+/// never does, then a random pause of up to `spread`, so that the kill lands
+/// anywhere in the batches after that (fetching, decoding, writing, committing).
+/// Calls `after` once each is gone. The kill schedule's seed is printed, and
+/// `IOT_KILL_SEED` replays it.
 pub fn kill_at_random_points(
     mut command: impl FnMut() -> Command,
     times: usize,
-    earliest: Duration,
+    mut progress: impl FnMut() -> i64,
     spread: Duration,
     mut after: impl FnMut(),
-) -> usize {
+) -> Kills {
     use std::process::Stdio;
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos() as u64;
-    let mut kills = 0;
+    let patience = Duration::from_secs(60);
+    let mut seed = std::env::var("IOT_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos() as u64
+        });
+    eprintln!("kill schedule: IOT_KILL_SEED={seed} replays it");
+    let mut kills = Kills {
+        killed: 0,
+        after_progress: 0,
+    };
     for _ in 0..times {
+        let before = progress();
+        let started = Instant::now();
         let mut child = command()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("the binary starts");
+        let progressed = loop {
+            if progress() > before {
+                break true;
+            }
+            let exited = child.try_wait().expect("the child can be polled").is_some();
+            if exited || started.elapsed() > patience {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         // A linear congruential step: enough randomness for when to strike.
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let pause = earliest + spread.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64);
-        std::thread::sleep(pause);
+        std::thread::sleep(spread.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64));
         if child.try_wait().expect("the child can be polled").is_none() {
             child.kill().expect("the child can be killed");
-            kills += 1;
+            kills.killed += 1;
+            kills.after_progress += usize::from(progressed);
         }
         child.wait().expect("the child is reaped");
         after();
     }
     kills
+}
+
+/// The offsets consumer group `group` has committed, summed over `topics`: how far
+/// its loaders got, read without touching their destination. One consumer, asked
+/// again at each call: a crash loop asks every few milliseconds.
+pub fn group_progress(bootstrap: &str, group: &str, topics: &Topics) -> impl FnMut() -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer config is valid");
+    let mut list = TopicPartitionList::new();
+    for (_, topic) in topics.iter() {
+        for partition in 0..partition_count(bootstrap, topic) as i32 {
+            list.add_partition(topic, partition);
+        }
+    }
+    move || {
+        let committed = consumer
+            .committed_offsets(list.clone(), Duration::from_secs(10))
+            .expect("the group's offsets can be read");
+        committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(offset) => offset,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// Waits until `done` says so, asking every 50 ms; fails the test naming `what`
+/// if that takes longer than `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The messages `topics` hold, summed over their partitions' ends; a partition
+/// whose leader is not known yet (a topic just created) counts as empty.
+pub fn topic_ends(bootstrap: &str, topics: &Topics) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer config is valid");
+    topics
+        .iter()
+        .map(|(_, topic)| {
+            (0..partition_count(bootstrap, topic) as i32)
+                .map(|partition| {
+                    consumer
+                        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                        .map_or(0, |(_, high)| high)
+                })
+                .sum::<i64>()
+        })
+        .sum()
 }
 
 /// SQL counting the (topic, partition, offset) triples stored more than once across

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use iot_model::{EventKind, Topics};
 use iot_tests::{
     PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, create_topics,
-    delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag,
+    delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag, group_progress,
     kill_at_random_points, produce, produce_to, produce_transactions, query_i64, query_strings,
-    read_topic, run, scratch_dir, simulate, simulate_command, topic_args, unique_topics,
+    read_topic, run, scratch_dir, simulate, simulate_command, topic_args, topic_ends,
+    unique_topics, wait_until,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -306,8 +307,8 @@ fn killed_loads_resume_exactly() {
         // run's partitions back at once instead of waiting for its session to end.
         || f.load_command(&["--batch-size", "1000", "--instance-id", "crash-loop"]),
         runs,
-        Duration::from_millis(300),
-        Duration::from_millis(1500),
+        group_progress(&f.bootstrap, &f.group, &f.topics),
+        Duration::from_millis(50),
         || {
             if f.db.exists() {
                 assert_each_offset_once(&f.db);
@@ -315,8 +316,8 @@ fn killed_loads_resume_exactly() {
         },
     );
     assert!(
-        kills >= runs * 3 / 4,
-        "only {kills} of {runs} loads were still running when killed"
+        kills.killed >= runs * 3 / 4 && kills.after_progress == kills.killed,
+        "{kills:?} of {runs} loads: each killed one should have committed a batch first"
     );
 
     assert_success(&f.load(&["--instance-id", "crash-loop"]));
@@ -1006,7 +1007,11 @@ fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // The follower has loaded what was there and waits for more.
+    let mut progress = group_progress(&f.bootstrap, &f.group, &f.topics);
+    wait_until(LIMIT, "the follower loads the first events", || {
+        progress() == first as i64
+    });
     let total = f.simulate(&[
         "--from",
         "Potsdam",
@@ -1139,7 +1144,15 @@ fn a_broker_killed_mid_load_loses_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("load starts");
-    std::thread::sleep(Duration::from_millis(2500));
+    let mut load = load;
+    // The outage strikes a run that has committed part of its work.
+    let mut progress = group_progress(&f.bootstrap, &f.group, &f.topics);
+    wait_until(LIMIT, "load commits a first batch", || progress() > 0);
+    assert!(
+        load.try_wait().unwrap().is_none(),
+        "the run ended before the outage"
+    );
+    drop(progress);
     broker.kill();
     let killed_at = Instant::now();
     let outcome = finish(load, Duration::from_secs(120));
@@ -1201,8 +1214,18 @@ fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
     .stderr(Stdio::piped())
     .spawn()
     .expect("simulate starts");
-    std::thread::sleep(Duration::from_secs(3));
+    let mut simulate = simulate;
+    // The outage strikes a run that has delivered part of its events.
+    wait_until(LIMIT, "simulate delivers its first events", || {
+        topic_ends(&f.bootstrap, &f.topics) > 0
+    });
+    let before_outage = topic_ends(&f.bootstrap, &f.topics);
+    assert!(
+        simulate.try_wait().unwrap().is_none(),
+        "the run ended before the outage"
+    );
     broker.kill();
+    // Five seconds without a broker: librdkafka keeps the events and retries.
     std::thread::sleep(Duration::from_secs(5));
     broker.start_again();
     let output = finish(simulate, Duration::from_secs(300));
@@ -1214,6 +1237,10 @@ fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no delivery count in: {stderr}"));
     assert!(stderr.contains("failed 0"), "{stderr}");
+    assert!(
+        delivered as i64 > before_outage,
+        "nothing was delivered after the outage began ({before_outage} before it)"
+    );
 
     assert_success(&f.load(&[]));
     assert_each_offset_once(&f.db);
@@ -1318,13 +1345,13 @@ fn killed_simulations_rerun_with_their_seed_resend_and_nothing_else_doubles() {
     let kills = kill_at_random_points(
         || simulate_command(&f.bootstrap, &f.topics, &args),
         runs,
+        || topic_ends(&f.bootstrap, &f.topics),
         Duration::from_millis(300),
-        Duration::from_millis(1200),
         || {},
     );
     assert!(
-        kills >= runs * 3 / 4,
-        "only {kills} of {runs} runs were still sending when killed"
+        kills.killed >= runs * 3 / 4 && kills.after_progress == kills.killed,
+        "{kills:?} of {runs} runs: each killed one should have delivered events first"
     );
     let left: u64 = f
         .topics

@@ -5,7 +5,10 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
-use iot_tests::{binary, bootstrap, partition_count, read_topic, run, topic_args, unique_topics};
+use iot_tests::{
+    binary, bootstrap, partition_count, read_topic, run, topic_args, topic_ends, unique_topics,
+    wait_until,
+};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -461,7 +464,14 @@ fn ctrl_c_stops_generating_and_delivers_what_was_sent() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    // Ctrl-C strikes a run that is sending.
+    wait_until(LIMIT, "simulate delivers its first events", || {
+        topic_ends(&bootstrap, &topics) > 0
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended by itself"
+    );
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
