@@ -359,22 +359,15 @@ pub fn produce(bootstrap: &str, topic: &str, messages: &[RawMessage]) {
 
 /// Sends `messages` to one partition of `topic` and waits until all are stored.
 pub fn produce_to(bootstrap: &str, topic: &str, partition: i32, messages: &[RawMessage]) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseProducer, Producer};
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .create()
         .expect("producer config is valid");
-    for (key, payload) in messages {
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        if let Some(payload) = payload {
-            record = record.payload(payload);
-        }
+    for message in messages {
         producer
-            .send(record)
+            .send(record(topic, partition, message))
             .map_err(|(e, _)| e)
             .expect("the message is queued");
     }
@@ -383,13 +376,29 @@ pub fn produce_to(bootstrap: &str, topic: &str, partition: i32, messages: &[RawM
         .expect("every message is delivered");
 }
 
+/// `message` as a record for one partition of `topic`.
+fn record<'a>(
+    topic: &'a str,
+    partition: i32,
+    (key, payload): &RawMessage<'a>,
+) -> rdkafka::producer::BaseRecord<'a, [u8], [u8]> {
+    let mut record = rdkafka::producer::BaseRecord::to(topic).partition(partition);
+    if let Some(key) = key {
+        record = record.key(*key);
+    }
+    if let Some(payload) = payload {
+        record = record.payload(*payload);
+    }
+    record
+}
+
 /// Sends each of `transactions` (messages for partition 0 of `topic`, and whether
 /// the transaction is committed or aborted) with a transactional producer, as Kafka
 /// Streams, Flink or Connect with exactly-once write: every transaction ends with a
 /// control record that takes an offset of its own and is never delivered to a
 /// consumer, and an aborted one's messages are skipped by a read_committed consumer.
 pub fn produce_transactions(bootstrap: &str, topic: &str, transactions: &[(&[RawMessage], bool)]) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseProducer, Producer};
     let timeout = Duration::from_secs(30);
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -404,16 +413,9 @@ pub fn produce_transactions(bootstrap: &str, topic: &str, transactions: &[(&[Raw
         .expect("the broker takes transactions");
     for (messages, commit) in transactions {
         producer.begin_transaction().expect("a transaction begins");
-        for (key, payload) in messages.iter() {
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(0);
-            if let Some(key) = key {
-                record = record.key(key);
-            }
-            if let Some(payload) = payload {
-                record = record.payload(payload);
-            }
+        for message in messages.iter() {
             producer
-                .send(record)
+                .send(record(topic, 0, message))
                 .map_err(|(e, _)| e)
                 .expect("the message is queued");
         }

@@ -98,14 +98,8 @@ async fn reads_the_route_and_its_speeds() {
 
 #[tokio::test]
 async fn a_cached_route_is_not_fetched_again() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(DIRECTIONS))
-        .respond_with(ResponseTemplate::new(200).set_body_json(route_body()))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let cache = std::env::temp_dir().join(format!("ors-cache-{}", uuid::Uuid::new_v4()));
+    let server = route_server(1).await;
+    let cache = cache_dir();
 
     let first = client(&server, Some(&cache))
         .directions(ends())
@@ -118,6 +112,24 @@ async fn a_cached_route_is_not_fetched_again() {
     assert_eq!(first.points(), second.points());
     assert_eq!(files(&cache).len(), 1);
     std::fs::remove_dir_all(&cache).unwrap();
+}
+
+/// A server that answers `expect` route requests (checked as it drops) with the
+/// route of [`route_body`].
+async fn route_server(expect: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(DIRECTIONS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(route_body()))
+        .expect(expect)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A cache directory no other test uses.
+fn cache_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ors-cache-{}", uuid::Uuid::new_v4()))
 }
 
 /// Every file below `dir`, with its contents.
@@ -137,14 +149,8 @@ fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
 
 #[tokio::test]
 async fn a_truncated_cache_entry_is_fetched_again_and_replaced() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(DIRECTIONS))
-        .respond_with(ResponseTemplate::new(200).set_body_json(route_body()))
-        .expect(2)
-        .mount(&server)
-        .await;
-    let cache = std::env::temp_dir().join(format!("ors-cache-{}", uuid::Uuid::new_v4()));
+    let server = route_server(2).await;
+    let cache = cache_dir();
     client(&server, Some(&cache))
         .directions(ends())
         .await
@@ -168,16 +174,10 @@ async fn a_truncated_cache_entry_is_fetched_again_and_replaced() {
 
 #[tokio::test]
 async fn the_cache_keeps_each_service_apart() {
-    let cache = std::env::temp_dir().join(format!("ors-cache-{}", uuid::Uuid::new_v4()));
+    let cache = cache_dir();
     let mut servers = Vec::new();
     for _ in 0..2 {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path(DIRECTIONS))
-            .respond_with(ResponseTemplate::new(200).set_body_json(route_body()))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let server = route_server(1).await;
         for _ in 0..2 {
             client(&server, Some(&cache))
                 .directions(ends())
