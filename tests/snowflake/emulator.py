@@ -18,9 +18,11 @@ in a transaction without a request for ABANDONED_AFTER seconds is closed, which
 rolls the transaction back: Snowflake's behaviour, on a test's time scale.
 
 One Snowflake statement with nothing to act on here is accepted rather than
-refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`). And a row
+refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`). A row
 that breaks a NOT NULL column fails with Snowflake's own error, not a server
-error (see `refuse_like_snowflake`).
+error (see `refuse_like_snowflake`). And for tests of commits that stall, a
+session whose user name starts with "slow" has each COMMIT answered late (see
+SLOW_USER).
 
 Usage: python3 tests/snowflake/emulator.py --port PORT
 """
@@ -62,9 +64,13 @@ def refuse_like_snowflake(execute):
             return execute(self, *args, **kwargs)
         except duckdb.ConstraintException as e:
             text = str(e).split("\n")[0]
-            if "NOT NULL" in text:
-                text = f"NULL result in a non-nullable column ({text})"
-            raise snowflake.connector.errors.ProgrammingError(msg=text, errno=100072, sqlstate="22000") from e
+            # Only a row's NOT NULL: fakesnow's own catalog raises other constraint
+            # errors when sessions create tables at once, which pass when retried.
+            if "NOT NULL constraint failed" not in text:
+                raise
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"NULL result in a non-nullable column ({text})", errno=100072, sqlstate="22000"
+            ) from e
 
     return wrapped
 
@@ -96,6 +102,27 @@ def accept_lock_timeout(body: bytes) -> bytes:
     request["sqlText"] = NO_EFFECT
     out = json.dumps(request).encode()
     return gzip.compress(out) if body[:2] == b"\x1f\x8b" else out
+
+
+# Sessions whose user name starts with "slow": each of their COMMITs is answered
+# late, a stand-in for a contended warehouse, for the tests of loaders whose
+# commits stall: by the seconds the name gives ("slow20_loader"), else 3.
+SLOW_USER = re.compile(r"slow(\d*)", re.I)
+slow_sessions: dict[str, float] = {}
+
+
+def login_name(body: bytes) -> str:
+    """The user name a login request gives, or ''."""
+    try:
+        request = json.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+        return str(request["data"]["LOGIN_NAME"])
+    except (ValueError, TypeError, KeyError, OSError):
+        return ""
+
+
+def is_commit(body: bytes) -> bool:
+    request = request_json(body)
+    return request is not None and request["sqlText"].strip().upper().startswith("COMMIT")
 
 
 def track(token: str, body: bytes) -> None:
@@ -205,10 +232,13 @@ class FillResponses:
         authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
         token = authorization.split("Token=", 1)[1].strip('"') if "Token=" in authorization else None
         query = scope["path"].endswith("/query-request") and token is not None
+        slow_user = SLOW_USER.match(login_name(body)) if scope["path"].endswith("/login-request") else None
         if query:
             body = accept_lock_timeout(body)
             track(token, body)
             in_flight[token] = in_flight.get(token, 0) + 1
+            if token in slow_sessions and is_commit(body):
+                await asyncio.sleep(slow_sessions[token])
 
         async def rewrite(message):
             if message["type"] == "http.response.start":
@@ -218,6 +248,12 @@ class FillResponses:
             if message.get("more_body"):
                 return
             out = fill(scope["path"], b"".join(chunks))
+            if slow_user:
+                try:
+                    session = json.loads(out)["data"]["token"]
+                    slow_sessions[session] = float(slow_user.group(1) or 3)
+                except (ValueError, TypeError, KeyError):
+                    pass
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(out)).encode()))
             await send({**start, "headers": headers})

@@ -399,9 +399,16 @@ struct Loader {
 
 impl Loader {
     fn start(f: &Fixture, args: &[&str]) -> Self {
+        Self::start_as(f, "loader", args)
+    }
+
+    /// A loader logged in as `user` (the emulator answers every COMMIT of a user
+    /// whose name starts with "slow" 3 s late).
+    fn start_as(f: &Fixture, user: &str, args: &[&str]) -> Self {
         let log = scratch_dir().join("load.log");
         let child = f
             .load_command(args)
+            .env("DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME", user)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -522,6 +529,40 @@ fn loaders_in_one_group_share_the_partitions_and_survive_a_killed_one() {
         "{late_log}"
     );
 
+    f.assert_each_offset_once();
+    assert_eq!(f.rows() as u64, total);
+    assert_no_lag(&f);
+}
+
+/// Loaders of one group whose every commit stalls (the emulator answers each
+/// COMMIT of a "slow" user 3 s late) and collides with the others' (concurrent
+/// transactions conflict in the emulator, as in DuckDB), while simulate sends, one
+/// of them is killed and one joins late (so that the others must give partitions
+/// up while their commits stall): the group settles, no loader gives up, and every
+/// message lands once within the time limit.
+#[test]
+fn loaders_whose_commits_stall_and_collide_load_every_message_once() {
+    let f = Fixture::new();
+    create_topics(&f.bootstrap, &f.topics, 6);
+    let follow = ["--follow", "--batch-size", "150"];
+    let slow = || Loader::start_as(&f, "slow_loader", &follow);
+    let mut loaders: Vec<Loader> = (0..3).map(|_| slow()).collect();
+    let first = f.simulate_vehicles(24, 1200);
+    f.wait_for_rows(first / 3, LIMIT);
+    let mut killed = loaders.remove(0);
+    killed.child.kill().expect("the loader can be killed");
+    killed.child.wait().expect("the killed loader is reaped");
+    loaders.push(slow());
+
+    let total = f.simulate_vehicles(24, 1200);
+    f.wait_for_rows(total, LIMIT);
+    for loader in &loaders {
+        interrupt(&loader.child);
+    }
+    for loader in loaders {
+        let (exit, log) = loader.finish();
+        assert_eq!(exit, Some(0), "{log}");
+    }
     f.assert_each_offset_once();
     assert_eq!(f.rows() as u64, total);
     assert_no_lag(&f);
