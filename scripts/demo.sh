@@ -41,3 +41,4 @@ echo "== load: into $db" >&2
 "$bin/load" --dest duckdb --duckdb-file "$db" --bootstrap-servers "$servers" --show-trips
 
 echo "== open $db in DBeaver (DuckDB driver) or any DuckDB 1.4+ client; the tables are in schema iot_stream" >&2
+echo "== or see it on a map: scripts/dashboard.sh --duckdb-file $db, then open http://127.0.0.1:8501" >&2

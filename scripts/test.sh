@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine. Installs what is missing (DuckDB's
 # prebuilt library, Apache Kafka, a DuckDB 1.4 reader to prove DBeaver's driver
-# generation reads our files and the Snowflake emulator fakesnow, each Python
-# package in a virtualenv of its own under the cache), starts a private Apache
-# Kafka and emulator on free ports, runs `cargo test --workspace` against them,
-# and stops them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
+# generation reads our files, the Snowflake emulator fakesnow and the dashboard's
+# packages, each Python set in a virtualenv of its own under the cache, and Debian's
+# chromium), starts a private Apache Kafka and emulator on free ports, runs `cargo
+# test --workspace` and then the dashboard's ruff and pytest against them, and stops
+# them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
 # killed, for the tests whose names contain "killed").
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
+dashboard_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/dashboard-venv
 
 # The script runs itself inside the services it starts: IOT_TEST_BOOTSTRAP and
 # IOT_TEST_SNOWFLAKE_* tell the tests where they are.
@@ -21,6 +23,20 @@ case ${IOT_TEST_STAGE:-} in
     duckdb_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/duckdb-1.4-venv
     scripts/venv.sh "$duckdb_venv" 'duckdb==1.4.4'
     export IOT_TEST_DUCKDB_PYTHON=$duckdb_venv/bin/python
+    # The dashboard's: its pinned packages with pytest, selenium and ruff, and
+    # Debian's chromium for the browser test.
+    scripts/venv.sh "$dashboard_venv" -r dashboard/requirements-test.txt
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+      if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "test: installing Debian's chromium and chromium-driver (the browser test's)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+      else
+        echo "test: the browser test needs chromium and chromium-driver:" \
+          "sudo apt-get install chromium chromium-driver" >&2
+        exit 1
+      fi
+    fi
     scripts/broker.sh install
     IOT_TEST_STAGE=kafka exec scripts/broker.sh with \
       scripts/snowflake-emulator.sh with "$0" "$@"
@@ -30,6 +46,11 @@ case ${IOT_TEST_STAGE:-} in
       IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL \
       IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON
     unset IOT_TEST_STAGE
-    exec cargo test --workspace "$@"
+    cargo test --workspace "$@"
+    # The dashboard, on files the binaries just built make, through the same broker.
+    cd dashboard
+    "$dashboard_venv/bin/ruff" format --check .
+    "$dashboard_venv/bin/ruff" check .
+    exec "$dashboard_venv/bin/python" -m pytest
     ;;
 esac

@@ -3,8 +3,9 @@
 # tests and tools use never touches the system's (Debian and Ubuntu refuse a
 # system-wide pip install, PEP 668).
 #
-#   scripts/venv.sh DIR PACKAGE...   create DIR if needed and install PACKAGE... into
-#                                    it unless each is there at its pinned version
+#   scripts/venv.sh DIR PACKAGE...   create DIR if needed and install PACKAGE... (pip's
+#                                    arguments: names with versions, or -r FILE) into
+#                                    it, unless the same were installed last time
 #
 # Prints nothing when everything is installed already.
 set -euo pipefail
@@ -16,8 +17,16 @@ stamp=$dir/.iot-packages
 
 say() { printf 'venv: %s\n' "$*" >&2; }
 
-# The packages asked for last time are recorded: the same list needs no pip run.
-if [[ -x $python && -f $stamp && $(cat "$stamp") == "$*" ]]; then
+# The packages asked for last time are recorded (requirement files by their
+# contents): the same list needs no pip run.
+wanted="$*"
+args=("$@")
+for i in "${!args[@]}"; do
+  if [[ ${args[$i]} == -r && -f ${args[$((i + 1))]:-} ]]; then
+    wanted+=$'\n'$(cat "${args[$((i + 1))]}")
+  fi
+done
+if [[ -x $python && -f $stamp && $(cat "$stamp") == "$wanted" ]]; then
   exit 0
 fi
 if [[ ! -x $python ]]; then
@@ -32,4 +41,4 @@ if [[ ! -x $python ]]; then
 fi
 say "installing $* into $dir"
 "$python" -m pip install --quiet --disable-pip-version-check "$@"
-printf '%s' "$*" >"$stamp"
+printf '%s' "$wanted" >"$stamp"

@@ -1,0 +1,1 @@
+"""iot-streaming's dashboard: data access for the Streamlit app (app.py)."""

@@ -1,0 +1,142 @@
+"""The running dashboard in a real browser: Debian's chromium, headless, driven by
+chromedriver through selenium. Each page is opened, waited for, checked against the
+file, and saved as a screenshot (IOT_SCREENSHOTS, default a temporary folder) for a
+person to look at."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import APP, truth
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dashboard(fleet_file):
+    """The app served on a free port of 127.0.0.1, as scripts/dashboard.sh serves it."""
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="iot-dashboard-log-")) / "streamlit.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP)]
+            + ["--server.address", "127.0.0.1", "--server.port", str(port)]
+            + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            env={**os.environ, "DUCKDB_FILE": str(fleet_file), "DASHBOARD_REFRESH": "2"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the dashboard did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(
+            "these tests need Debian's chromium and chromium-driver: "
+            "apt-get install chromium chromium-driver (scripts/test.sh installs them as root)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1100",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='iot-chromium-')}",
+    ]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def screenshots() -> Path:
+    folder = Path(os.environ.get("IOT_SCREENSHOTS") or tempfile.mkdtemp(prefix="iot-dashboard-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_page(browser, url: str, name: str, ready) -> str:
+    """Opens page `name` from the sidebar, waits until `ready(text)` holds for the
+    page's text, checks that no exception is shown, saves a screenshot; returns the
+    text."""
+    browser.get(url)
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] label'))
+    label = browser.find_element(
+        By.XPATH, f'//*[@data-testid="stSidebar"]//label[.//p[normalize-space()="{name}"]]'
+    )
+    label.click()
+    text = ""
+
+    def loaded(b) -> bool:
+        nonlocal text
+        text = b.find_element(By.TAG_NAME, "body").text
+        return ready(text)
+
+    try:
+        wait.until(loaded)
+    except TimeoutException:
+        pytest.fail(f"{name}: the page never showed what it should; it shows:\n{text}")
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), text
+    assert "Error" not in text, text
+    shot = screenshots() / (name.lower().replace(" ", "-") + ".png")
+    browser.save_screenshot(str(shot))
+    print(f"{name}: {shot}")
+    return text
+
+
+def test_every_page_renders_the_file_in_a_real_browser(dashboard, browser, fleet_file):
+    devices = [
+        d
+        for (d,) in truth(fleet_file, "SELECT DISTINCT device_id::VARCHAR FROM iot_stream.gps_data")
+    ]
+    trips = truth(fleet_file, "SELECT count(*) FROM iot_stream.trips")[0][0]
+
+    def fleet_ready(text: str) -> bool:
+        return all(d in text for d in devices) and bool(
+            browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDeckGlJsonChart"]')
+        )
+
+    open_page(browser, dashboard, "Fleet map", fleet_ready)
+    text = open_page(browser, dashboard, "Trips", lambda t: "Cameras passed" in t)
+    assert f"Trips\n{trips}" in text, text
+    open_page(browser, dashboard, "Incidents", lambda t: "Median time to resolve" in t)
+    open_page(browser, dashboard, "Weather", lambda t: "Temperature" in t)
+    open_page(browser, dashboard, "Pipeline health", lambda t: "Next offset stored" in t)
