@@ -778,15 +778,24 @@ impl PrivateBroker {
         )
     }
 
-    /// Starts the broker (again, on the data it had).
+    /// Starts the broker (again, on the data it had). A killed broker's connections
+    /// leave its port in TIME_WAIT for up to a minute, and Kafka then refuses to
+    /// bind it ("Address already in use"): that is waited out.
     pub fn start_again(&self) {
-        let output = self.script("start");
-        assert!(
-            output.status.success(),
-            "the private Apache Kafka broker did not start; it needs Java 17+ and the jars \
-             `scripts/broker.sh install` fetches: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let output = self.script("start");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.success() {
+                return;
+            }
+            assert!(
+                stderr.contains("Address already in use") && Instant::now() < deadline,
+                "the private Apache Kafka broker did not start; it needs Java 17+ and the \
+                 jars `scripts/broker.sh install` fetches: {stderr}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
     }
 
     /// Kills the broker with SIGKILL: no shutdown, no flush.
