@@ -3,10 +3,13 @@ health of the pipeline, read live from what `load` writes.
 
     scripts/dashboard.sh                          # iot_service.duckdb, on 127.0.0.1:8501
     scripts/dashboard.sh --duckdb-file other.duckdb --dataset fleet_a
+    scripts/dashboard.sh --dest snowflake         # DESTINATION__SNOWFLAKE__* as `load`
 
 Settings come from flags after `--` (streamlit run app.py -- --duckdb-file …) or
-the variables `load` reads: DUCKDB_FILE, DATASET_NAME, and DASHBOARD_REFRESH (seconds
-between refreshes, default 5). Pages only lay results out; iot_dashboard.data asks.
+the variables `load` reads: LOAD_DEST, DUCKDB_FILE, DATASET_NAME, the Snowflake credentials
+and SNOWFLAKE_URL, and DASHBOARD_REFRESH (seconds between refreshes, default 5).
+In Streamlit in Snowflake, `--dest snowflake` uses the app's own session. Pages
+only lay results out; iot_dashboard.data asks.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import pydeck
 import streamlit as st
 
 from iot_dashboard import data
-from iot_dashboard.data import Busy, DuckDbSource, Unavailable
-
-PAGES = ["Fleet map", "Trips", "Incidents", "Weather", "Pipeline health"]
+from iot_dashboard.data import Busy, DuckDbSource, SnowflakeSource, Unavailable
 
 
-def settings() -> tuple[DuckDbSource, int]:
+def settings() -> tuple[data.Source, int]:
     parser = argparse.ArgumentParser(prog="dashboard")
-    parser.add_argument("--dest", choices=["duckdb"], default="duckdb")
+    parser.add_argument(
+        "--dest", choices=["duckdb", "snowflake"], default=os.environ.get("LOAD_DEST", "duckdb")
+    )
     parser.add_argument(
         "--duckdb-file", default=os.environ.get("DUCKDB_FILE", "iot_service.duckdb")
     )
@@ -38,27 +41,44 @@ def settings() -> tuple[DuckDbSource, int]:
         "--refresh", type=int, default=int(os.environ.get("DASHBOARD_REFRESH", "5"))
     )
     args, _ = parser.parse_known_args(sys.argv[1:])
+    if args.dest == "snowflake":
+        session = active_snowflake_session()
+        if session is not None:
+            return SnowflakeSource(dataset=args.dataset, session=session), max(1, args.refresh)
+        return SnowflakeSource.from_env(args.dataset), max(1, args.refresh)
     source = DuckDbSource(Path(args.duckdb_file).expanduser().resolve(), args.dataset)
     return source, max(1, args.refresh)
+
+
+def active_snowflake_session():
+    """The app's own session when it runs in Streamlit in Snowflake, else None."""
+    try:
+        from snowflake.snowpark.context import get_active_session
+    except ImportError:
+        return None
+    try:
+        return get_active_session()
+    except Exception:  # Snowpark's error when there is no session: not inside Snowflake
+        return None
 
 
 SOURCE, REFRESH_S = settings()
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
-def ask(path: str, dataset: str, question: str, *args) -> pd.DataFrame:
-    """A question of iot_dashboard.data about one file's dataset, cached for one
-    refresh period."""
-    return getattr(data, question)(DuckDbSource(Path(path), dataset), *args)
+def ask(_source: data.Source, described: str, question: str, *args) -> pd.DataFrame:
+    """A question of iot_dashboard.data about one source, cached for one refresh
+    period (by what `described` names: Streamlit does not hash the source itself)."""
+    return getattr(data, question)(_source, *args)
 
 
 def answer(question: str, *args) -> pd.DataFrame | None:
     """The answer, or the last one with a note while the loader holds the file, or
     None with the reason shown when there is nothing to show."""
-    key = (str(SOURCE.path), SOURCE.dataset, question, *args)
+    key = (repr(SOURCE), question, *args)
     last = st.session_state.setdefault("last answers", {})
     try:
-        frame = ask(*key)
+        frame = ask(SOURCE, *key)
     except Busy as e:
         if key in last:
             st.caption(f"Showing the data of the last refresh: {e}.")
@@ -66,7 +86,11 @@ def answer(question: str, *args) -> pd.DataFrame | None:
         st.info(f"{e}; the page tries again at the next refresh.")
         return None
     except Unavailable as e:
-        st.warning(str(e))
+        # Once per refresh: the page's other questions usually meet the same cause.
+        warned = st.session_state.setdefault("warned", set())
+        if str(e) not in warned:
+            warned.add(str(e))
+            st.warning(str(e))
         return None
     last[key] = frame
     return frame
@@ -290,19 +314,27 @@ def health_page() -> None:
         st.dataframe(offsets, hide_index=True, width="stretch")
 
 
+PAGES = {
+    "Fleet map": fleet_map,
+    "Trips": trips_page,
+    "Incidents": incidents_page,
+    "Weather": weather_page,
+    "Pipeline health": health_page,
+}
+
+
+@st.fragment(run_every=REFRESH_S)
+def show(page: str) -> None:
+    """One page, refreshed every REFRESH_S seconds on its own, not the whole app."""
+    st.session_state["warned"] = set()
+    PAGES[page]()
+
+
 def main() -> None:
     st.set_page_config(page_title="iot-streaming", page_icon="🚗", layout="wide")
-    page = st.sidebar.radio("Page", PAGES)
+    page = st.sidebar.radio("Page", list(PAGES))
     st.sidebar.caption(f"{SOURCE.describe()}; refreshed every {REFRESH_S} s.")
-    render = {
-        "Fleet map": fleet_map,
-        "Trips": trips_page,
-        "Incidents": incidents_page,
-        "Weather": weather_page,
-        "Pipeline health": health_page,
-    }[page]
-    # Only the page refreshes, every REFRESH_S seconds, not the whole app.
-    st.fragment(run_every=REFRESH_S)(render)()
+    show(page)
 
 
 main()

@@ -18,12 +18,19 @@ stamp=$dir/.iot-packages
 say() { printf 'venv: %s\n' "$*" >&2; }
 
 # The packages asked for last time are recorded (requirement files by their
-# contents): the same list needs no pip run.
+# contents, with the files they include by `-r`): the same list needs no pip run.
+contents() {
+  cat "$1"
+  local included
+  while read -r included; do
+    [[ -f $(dirname "$1")/$included ]] && contents "$(dirname "$1")/$included"
+  done < <(sed -n 's/^-r[[:space:]]*//p' "$1")
+}
 wanted="$*"
 args=("$@")
 for i in "${!args[@]}"; do
   if [[ ${args[$i]} == -r && -f ${args[$((i + 1))]:-} ]]; then
-    wanted+=$'\n'$(cat "${args[$((i + 1))]}")
+    wanted+=$'\n'$(contents "${args[$((i + 1))]}")
   fi
 done
 if [[ -x $python && -f $stamp && $(cat "$stamp") == "$wanted" ]]; then

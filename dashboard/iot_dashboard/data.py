@@ -5,14 +5,22 @@ no table is ever pulled whole into pandas.
 The DuckDB file belongs to `load`: DuckDB lets one process write a file, and a
 reader holds it too. So every question opens the file read-only, asks, and closes
 it at once; a file the loader holds at that instant is tried again briefly, then
-reported as `Busy` (the pages keep showing what they had).
+reported as `Busy` (the pages keep showing what they had). A Snowflake database
+keeps one session open instead: there the loader and the dashboard do not block
+each other.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import duckdb
 import pandas as pd
@@ -57,6 +65,26 @@ class Busy(Exception):
     """The loader held the file for longer than the dashboard waits."""
 
 
+# The questions below are written once, in SQL that DuckDB and Snowflake both
+# read, with {s} for the dataset's schema; these few terms differ between the
+# two destinations' views (Snowflake has no INTERVAL column, so its views keep
+# seconds).
+DUCKDB_TERMS = {
+    "duration_s": "epoch(duration)::BIGINT",
+    "time_to_resolve_s": "epoch(time_to_resolve)::BIGINT",
+}
+SNOWFLAKE_TERMS = {"duration_s": "duration_s", "time_to_resolve_s": "time_to_resolve_s"}
+
+
+class Source(Protocol):
+    """Where `load` wrote: something that answers SQL with a small frame. The SQL
+    marks values with ? and holds no % sign (Snowflake's connector formats it)."""
+
+    def describe(self) -> str: ...
+
+    def query(self, sql: str, params: tuple = ()) -> pd.DataFrame: ...
+
+
 @dataclass(frozen=True)
 class DuckDbSource:
     """A DuckDB file written by `load --dest duckdb`, and its dataset (schema)."""
@@ -97,8 +125,9 @@ class DuckDbSource:
             # function of this module of the same name.
             connection.execute("SET python_enable_replacements = false")
             schema = '"' + self.dataset.replace('"', '""') + '"'
+            text = sql.format(s=schema, **DUCKDB_TERMS)
             # Through Arrow: DuckDB's own .df() uses a pandas call pandas 3.1 deprecates.
-            return connection.execute(sql.format(s=schema), params).fetch_arrow_table().to_pandas()
+            return connection.execute(text, params).fetch_arrow_table().to_pandas()
         except duckdb.CatalogException as e:
             raise Unavailable(
                 f"{self.describe()} lacks what this page reads ({first_line(e)}). "
@@ -114,11 +143,177 @@ class DuckDbSource:
             connection.close()
 
 
+# The variables `load --dest snowflake` reads, named as the Python pipeline (dlt)
+# named them; SNOWFLAKE_URL sends requests elsewhere (an emulator, a proxy).
+SNOWFLAKE_ENV = {
+    "account": "DESTINATION__SNOWFLAKE__CREDENTIALS__HOST",
+    "user": "DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME",
+    "password": "DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD",
+    "private_key_path": "DESTINATION__SNOWFLAKE__CREDENTIALS__PRIVATE_KEY_PATH",
+    "database": "DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE",
+    "warehouse": "DESTINATION__SNOWFLAKE__CREDENTIALS__WAREHOUSE",
+    "role": "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE",
+    "url": "SNOWFLAKE_URL",
+}
+
+
+@dataclass(frozen=True)
+class SnowflakeSource:
+    """A Snowflake database written by `load --dest snowflake`, and its dataset
+    (schema, upper-cased as `load` creates it). One session per settings serves
+    every question; a session that fails is dropped and opened again next time.
+
+    In Streamlit in Snowflake, `session` is the app's own (get_active_session())
+    and no credentials are needed."""
+
+    account: str = ""
+    user: str = ""
+    database: str = ""
+    password: str = field(default="", repr=False)
+    private_key_path: str = ""
+    warehouse: str = ""
+    role: str = ""
+    url: str = ""
+    dataset: str = "iot_stream"
+    session: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, dataset: str, env: Mapping[str, str] = os.environ) -> SnowflakeSource:
+        return cls(dataset=dataset, **{k: env.get(v, "") for k, v in SNOWFLAKE_ENV.items()})
+
+    def describe(self) -> str:
+        where = "this account" if self.session else (self.url or self.account or "?")
+        return f"Snowflake {where}, database {self.database}, dataset {self.schema()}"
+
+    def schema(self) -> str:
+        return '"' + self.dataset.upper().replace('"', '""') + '"'
+
+    def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        text = sql.format(s=self.schema(), **SNOWFLAKE_TERMS)
+        if self.session is not None:
+            frame = self.session.sql(text, params=list(params) or None).to_pandas()
+            return tidy(frame.columns, frame.itertuples(index=False))
+        from snowflake.connector import errors
+
+        with SESSIONS_LOCK:
+            cursor = self.connect().cursor()
+            try:
+                # The connector puts the values in itself (its default "pyformat"
+                # style, %s for each ?), so the server sees plain SQL: the
+                # emulator mistranslates bound values inside a WITH.
+                cursor.execute(text.replace("?", "%s"), params or None)
+                return tidy([c[0] for c in cursor.description], cursor.fetchall())
+            except errors.ProgrammingError as e:
+                if e.errno == 2003:  # an object does not exist
+                    raise Unavailable(
+                        f"{self.describe()} lacks what this page reads ({first_line(e)}). "
+                        "Run `load --dest snowflake` with this --dataset to create its tables."
+                    ) from e
+                if e.errno == 904:  # an invalid identifier: a column is missing
+                    raise Unavailable(
+                        f"{self.describe()} has an older layout ({first_line(e)}). Run "
+                        "`load --dest snowflake` once: it adds the missing columns."
+                    ) from e
+                raise Unavailable(f"{self.describe()} refused a query ({first_line(e)}).") from e
+            except errors.Error as e:
+                SESSIONS.pop(self, None)
+                raise Unavailable(self.failure(e)) from e
+
+    def connect(self):
+        """This source's open session, opened now if it has none (under SESSIONS_LOCK).
+        A login that failed is not tried again for a few seconds: the other
+        questions of the page get its answer at once."""
+        if self in SESSIONS:
+            return SESSIONS[self]
+        failed_at, failure = FAILED_LOGINS.get(self, (float("-inf"), ""))
+        if time.monotonic() - failed_at < LOGIN_PAUSE_S:
+            raise Unavailable(failure)
+        try:
+            SESSIONS[self] = self.login()
+        except Unavailable as e:
+            FAILED_LOGINS[self] = (time.monotonic(), str(e))
+            raise
+        except Exception as e:  # the connector's errors, and a key file that is not one
+            FAILED_LOGINS[self] = (time.monotonic(), self.failure(e))
+            raise Unavailable(self.failure(e)) from e
+        FAILED_LOGINS.pop(self, None)
+        return SESSIONS[self]
+
+    def login(self):
+        import snowflake.connector
+
+        missing = [SNOWFLAKE_ENV[k] for k in ("user", "database") if not getattr(self, k)]
+        if not self.account and not self.url:
+            missing.insert(0, SNOWFLAKE_ENV["account"])
+        if not self.password and not self.private_key_path:
+            missing.append(f"{SNOWFLAKE_ENV['password']} (or {SNOWFLAKE_ENV['private_key_path']})")
+        if missing:
+            raise Unavailable(
+                "The Snowflake dashboard needs the settings `load --dest snowflake` uses; "
+                f"set {', '.join(missing)} (in the environment or .env)."
+            )
+        settings: dict[str, Any] = {
+            "account": self.account or "emulator",
+            "user": self.user,
+            "database": self.database,
+            "login_timeout": 20,
+            "network_timeout": 60,
+            "application": "iot-streaming-dashboard",
+        }
+        if self.password:
+            settings["password"] = self.password
+        else:
+            settings["private_key_file"] = self.private_key_path
+        settings.update({k: getattr(self, k) for k in ("warehouse", "role") if getattr(self, k)})
+        if self.url:
+            url = urlsplit(self.url)
+            settings.update(host=url.hostname, port=url.port, protocol=url.scheme)
+        return snowflake.connector.connect(**settings)
+
+    def failure(self, error: Exception) -> str:
+        """What a failed login or request means, naming the setting to look at."""
+        text = first_line(error)
+        where = self.url or f"{self.account}.snowflakecomputing.com"
+        if "390100" in text or "Incorrect username or password" in text:
+            return (
+                f"Snowflake refused the login of {self.user} ({text}). Check "
+                f"{SNOWFLAKE_ENV['user']} and {SNOWFLAKE_ENV['password']}."
+            )
+        if "390144" in text or "JWT" in text:
+            return (
+                f"Snowflake refused the key pair of {self.user} ({text}). Check "
+                f"{SNOWFLAKE_ENV['private_key_path']} and the public key set on the user."
+            )
+        return (
+            f"Snowflake at {where} cannot be reached or failed ({text}). Check "
+            f"{SNOWFLAKE_ENV['account']} (or SNOWFLAKE_URL) and the network; the page "
+            "tries again at the next refresh."
+        )
+
+
+# Open Snowflake sessions, by source; the lock keeps one request on a session at once.
+SESSIONS: dict[SnowflakeSource, Any] = {}
+# The last failed login of each source: when, and what it means.
+FAILED_LOGINS: dict[SnowflakeSource, tuple[float, str]] = {}
+LOGIN_PAUSE_S = 5.0
+SESSIONS_LOCK = threading.Lock()
+
+
+def tidy(names, rows) -> pd.DataFrame:
+    """Snowflake's answer as DuckDB's would be: lower-case names (Snowflake upper-cases
+    unquoted ones), and fixed-point numbers (Decimal) as floats."""
+    frame = pd.DataFrame.from_records(list(rows), columns=[n.lower() for n in names])
+    for name in frame.columns:
+        if any(isinstance(v, Decimal) for v in frame[name].head(5)):
+            frame[name] = frame[name].astype(float)
+    return frame
+
+
 def first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
-def overview(source: DuckDbSource) -> pd.DataFrame:
+def overview(source: Source) -> pd.DataFrame:
     """One row: what the tables hold."""
     return source.query(
         """
@@ -126,159 +321,166 @@ def overview(source: DuckDbSource) -> pd.DataFrame:
                (SELECT count(*) FROM {s}.trips) AS trips,
                (SELECT count(*) FROM {s}.incidents WHERE status = 'active') AS active_incidents,
                (SELECT count(*) FROM {s}.gps_data) AS gps_fixes,
-               (SELECT max("timestamp") FROM {s}.gps_data) AS latest_fix
+               (SELECT max("TIMESTAMP") FROM {s}.gps_data) AS latest_fix
         """
     )
 
 
-def latest_positions(source: DuckDbSource) -> pd.DataFrame:
+def latest_positions(source: Source) -> pd.DataFrame:
     return source.query(
         """
-        SELECT p.device_id, t.make, t.model, p."timestamp", p.lat, p.lon, p.speed_kmh
-        FROM {s}.latest_positions p LEFT JOIN {s}.trips t USING (trip_id)
+        SELECT p.device_id, t.make, t.model, p."TIMESTAMP" AS "timestamp", p.lat, p.lon,
+               p.speed_kmh
+        FROM {s}.latest_positions p LEFT JOIN {s}.trips t ON t.trip_id = p.trip_id
         ORDER BY p.device_id
         """
     )
 
 
-def tracks(source: DuckDbSource, points: int = TRACK_POINTS) -> pd.DataFrame:
+def tracks(source: Source, points: int = TRACK_POINTS) -> pd.DataFrame:
     """Every vehicle's track, thinned to about `points` fixes in all: every k-th fix
     of each vehicle, k chosen from the table's size."""
     return source.query(
         """
         WITH step AS (
-            SELECT greatest(1, ceil(count(*) / ?::DOUBLE))::BIGINT AS k FROM {s}.gps_data
+            SELECT greatest(1, ceil(count(*) / CAST(? AS DOUBLE))) AS k FROM {s}.gps_data
         ),
         numbered AS (
-            SELECT device_id, "timestamp", lat, lon, speed_kmh,
-                   row_number() OVER (PARTITION BY device_id ORDER BY "timestamp") AS n
+            SELECT device_id, "TIMESTAMP" AS ts, lat, lon, speed_kmh,
+                   row_number() OVER (PARTITION BY device_id ORDER BY "TIMESTAMP") AS n
             FROM {s}.gps_data
         )
-        SELECT device_id, "timestamp", lat, lon, speed_kmh
+        SELECT device_id, ts AS "timestamp", lat, lon, speed_kmh
         FROM numbered, step
-        WHERE n % step.k = 1 OR step.k = 1
-        ORDER BY device_id, "timestamp"
+        WHERE mod(n, step.k) = 1 OR step.k = 1
+        ORDER BY device_id, ts
         """,
         (points,),
     )
 
 
-def cameras(source: DuckDbSource) -> pd.DataFrame:
+def cameras(source: Source) -> pd.DataFrame:
     return source.query(
         """
         SELECT camera_id, any_value(lat) AS lat, any_value(lon) AS lon,
                any_value(speed_limit_kmh) AS speed_limit_kmh, count(*) AS passes,
-               count(*) FILTER (WHERE measured_speed_kmh > speed_limit_kmh) AS speeding
+               sum(CASE WHEN measured_speed_kmh > speed_limit_kmh THEN 1 ELSE 0 END)
+                   AS speeding
         FROM {s}.traffic_data
         GROUP BY camera_id
         """
     )
 
 
-def trips(source: DuckDbSource) -> pd.DataFrame:
+def trips(source: Source) -> pd.DataFrame:
     return source.query(
         """
         SELECT trip_id, device_id, make, model, route_source, started_at, ended_at,
-               epoch(duration)::BIGINT AS duration_s, distance_km, avg_speed_kmh,
-               max_speed_kmh, readings
+               {duration_s} AS duration_s, distance_km, avg_speed_kmh, max_speed_kmh, readings
         FROM {s}.trips ORDER BY started_at
         """
     )
 
 
-def trip_series(source: DuckDbSource, trip_id: str, points: int = SERIES_POINTS) -> pd.DataFrame:
+def trip_series(source: Source, trip_id: str, points: int = SERIES_POINTS) -> pd.DataFrame:
     """One trip's speed, fuel or battery level and odometer over time, thinned."""
     return source.query(
         """
         WITH readings AS (
-            SELECT "timestamp", speed_kmh, fuel_level_pct, odometer_km,
-                   row_number() OVER (ORDER BY "timestamp") AS n,
+            SELECT "TIMESTAMP" AS ts, speed_kmh, fuel_level_pct, odometer_km,
+                   row_number() OVER (ORDER BY "TIMESTAMP") AS n,
                    count(*) OVER () AS total
             FROM {s}.vehicle_data WHERE trip_id = ?
         )
-        SELECT "timestamp", speed_kmh, fuel_level_pct, odometer_km
+        SELECT ts AS "timestamp", speed_kmh, fuel_level_pct, odometer_km
         FROM readings
-        WHERE n % greatest(1, ceil(total / ?::DOUBLE))::BIGINT = 0 OR total <= ?
-        ORDER BY "timestamp"
+        WHERE total <= ? OR mod(n, greatest(1, ceil(total / CAST(? AS DOUBLE)))) = 0
+        ORDER BY ts
         """,
         (trip_id, points, points),
     )
 
 
-def trip_cameras(source: DuckDbSource, trip_id: str) -> pd.DataFrame:
+def trip_cameras(source: Source, trip_id: str) -> pd.DataFrame:
     return source.query(
         """
-        SELECT "timestamp", camera_id, measured_speed_kmh, speed_limit_kmh,
+        SELECT "TIMESTAMP" AS "timestamp", camera_id, measured_speed_kmh, speed_limit_kmh,
                measured_speed_kmh - speed_limit_kmh AS over_limit_kmh
-        FROM {s}.traffic_data WHERE trip_id = ? ORDER BY "timestamp"
+        FROM {s}.traffic_data WHERE trip_id = ? ORDER BY 1
         """,
         (trip_id,),
     )
 
 
-def incidents(source: DuckDbSource) -> pd.DataFrame:
+def incidents(source: Source) -> pd.DataFrame:
     return source.query(
         """
         SELECT incident_id, incident_type, status, device_id, description, lat, lon,
-               reported_at, resolved_at, epoch(time_to_resolve)::BIGINT AS time_to_resolve_s
+               reported_at, resolved_at, {time_to_resolve_s} AS time_to_resolve_s
         FROM {s}.incidents ORDER BY reported_at DESC
         """
     )
 
 
-def weather(source: DuckDbSource) -> pd.DataFrame:
-    """Weather along the routes, averaged over 5-minute buckets of simulated time."""
-    return source.query(
+def weather(source: Source) -> pd.DataFrame:
+    """Weather along the routes, averaged over 5-minute periods of simulated time."""
+    frame = source.query(
         """
-        SELECT time_bucket(INTERVAL 5 MINUTE, "timestamp") AS period,
+        SELECT date_trunc('hour', "TIMESTAMP") AS hour,
+               floor(date_part('minute', "TIMESTAMP") / 5) AS slot,
                round(avg(temperature_c), 1) AS temperature_c,
                round(avg(humidity_pct), 1) AS humidity_pct,
                round(avg(precipitation_mm_h), 2) AS precipitation_mm_h,
                round(avg(wind_speed_kmh), 1) AS wind_speed_kmh,
                mode(condition) AS condition
         FROM {s}.weather_data
-        GROUP BY period ORDER BY period
+        GROUP BY 1, 2 ORDER BY 1, 2
         """
     )
+    period = pd.to_datetime(frame["hour"]) + pd.to_timedelta(frame["slot"] * 5, unit="min")
+    return frame.drop(columns=["hour", "slot"]).assign(period=period)[
+        ["period", *frame.columns.drop(["hour", "slot"])]
+    ]
 
 
-def loads(source: DuckDbSource, newest: int = 50) -> pd.DataFrame:
+def loads(source: Source, newest: int = 50) -> pd.DataFrame:
     return source.query(
-        """
+        f"""
         SELECT load_id, status, started_at, finished_at, rows_loaded, dead_letters,
-               round(epoch(finished_at - started_at), 1) AS duration_s,
-               round(rows_loaded / nullif(epoch(finished_at - started_at), 0)) AS rows_per_s,
+               round(datediff('millisecond', started_at, finished_at) / 1000, 1) AS duration_s,
+               round(rows_loaded * 1000
+                     / nullif(datediff('millisecond', started_at, finished_at), 0))
+                   AS rows_per_s,
                error
-        FROM {s}._loads ORDER BY started_at DESC LIMIT ?
-        """,
-        (newest,),
+        FROM {{s}}._loads ORDER BY started_at DESC LIMIT {int(newest)}
+        """
     )
 
 
-def dead_letters_by_reason(source: DuckDbSource) -> pd.DataFrame:
+def dead_letters_by_reason(source: Source) -> pd.DataFrame:
     return source.query(
         """
         SELECT topic, split_part(error, ':', 1) AS reason, count(*) AS messages,
                max(failed_at) AS newest
-        FROM {s}._dead_letters GROUP BY ALL ORDER BY messages DESC
+        FROM {s}._dead_letters GROUP BY 1, 2 ORDER BY messages DESC
         """
     )
 
 
-def newest_dead_letters(source: DuckDbSource, newest: int = 20) -> pd.DataFrame:
+def newest_dead_letters(source: Source, newest: int = 20) -> pd.DataFrame:
     return source.query(
+        f"""
+        SELECT failed_at, topic, "PARTITION" AS "partition", "OFFSET" AS "offset", error,
+               left(payload_text, 200) AS payload
+        FROM {{s}}._dead_letters ORDER BY failed_at DESC, "OFFSET" DESC LIMIT {int(newest)}
         """
-        SELECT failed_at, topic, "partition", "offset", error, left(payload_text, 200) AS payload
-        FROM {s}._dead_letters ORDER BY failed_at DESC, "offset" DESC LIMIT ?
-        """,
-        (newest,),
     )
 
 
-def stored_offsets(source: DuckDbSource) -> pd.DataFrame:
+def stored_offsets(source: Source) -> pd.DataFrame:
     return source.query(
         """
-        SELECT topic, "partition", next_offset, updated_at
-        FROM {s}._kafka_offsets ORDER BY topic, "partition"
+        SELECT topic, "PARTITION" AS "partition", next_offset, updated_at
+        FROM {s}._kafka_offsets ORDER BY 1, 2
         """
     )

@@ -1,9 +1,11 @@
-"""What the dashboard's tests share: a DuckDB file made by the real `simulate` and
-`load` through the test broker, and the app's path.
+"""What the dashboard's tests share: a fleet sent by the real `simulate` through the
+test broker and loaded by the real `load` into a DuckDB file and into the
+Snowflake emulator, and the app's path.
 
 The binaries are the workspace's debug build (scripts/test.sh builds them before it
-runs these tests); the broker is the one scripts/test.sh starts, at
-IOT_TEST_BOOTSTRAP. Without either, the tests fail and say how to get them.
+runs these tests); the broker and the emulator are the ones scripts/test.sh
+starts, at IOT_TEST_BOOTSTRAP and IOT_TEST_SNOWFLAKE_URL. Without them, the tests
+fail and say how to get them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import pytest
@@ -53,8 +56,9 @@ def run(command: list, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def fleet_file(tmp_path_factory) -> Path:
-    """Three vehicles from Potsdam to Leipzig, loaded into a file of the tests' own."""
+def fleet_topics() -> list[str]:
+    """Three vehicles from Potsdam to Leipzig, sent to topics of the tests' own:
+    load's flags naming them."""
     prefix = "dash" + uuid.uuid4().hex[:10]
     topics = []
     for flag, name in [
@@ -65,26 +69,89 @@ def fleet_file(tmp_path_factory) -> Path:
         ("--emergency-topic", "emergency"),
     ]:
         topics += [flag, f"{prefix}.{name}"]
-    servers = ["--bootstrap-servers", bootstrap()]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DUCKDB_"))}
-    workdir = tmp_path_factory.mktemp("fleet")
     run(
         [binary("simulate"), "--from", "Potsdam", "--to", "Leipzig", "--vehicles", "3"]
         + ["--speed", "max", "--seed", "7", "--duration", "40m", "--emergency-rate", "6"]
-        + servers
+        + ["--bootstrap-servers", bootstrap()]
         + topics,
-        env=env,
-        cwd=workdir,
+        env=clean_env(),
     )
+    return topics
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without the settings a developer's shell may carry."""
+    skip = ("KAFKA_", "DUCKDB_", "DESTINATION__", "SNOWFLAKE_", "DATASET_", "LOAD_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+
+
+def load(topics: list[str], *args, env: dict[str, str] | None = None, cwd=None) -> None:
+    group = ["--group-id", "dash" + uuid.uuid4().hex[:10]]
+    servers = ["--bootstrap-servers", bootstrap()]
+    run([binary("load"), *args, *group, *servers, *topics], env=env or clean_env(), cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def fleet_file(tmp_path_factory, fleet_topics) -> Path:
+    """The fleet loaded into a DuckDB file of the tests' own."""
+    workdir = tmp_path_factory.mktemp("fleet")
     path = workdir / "iot_service.duckdb"
-    run(
-        [binary("load"), "--dest", "duckdb", "--duckdb-file", path, "--group-id", prefix]
-        + servers
-        + topics,
-        env=env,
-        cwd=workdir,
-    )
+    load(fleet_topics, "--dest", "duckdb", "--duckdb-file", path, cwd=workdir)
     return path
+
+
+def emulator() -> str:
+    url = os.environ.get("IOT_TEST_SNOWFLAKE_URL")
+    if not url:
+        pytest.fail(
+            "these tests need the Snowflake emulator: run them with scripts/test.sh, which "
+            "starts one, or run `scripts/snowflake-emulator.sh with pytest` after exporting "
+            "IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL"
+        )
+    return url
+
+
+def snowflake_env(user: str = "dashboard", password: str = "secret") -> dict[str, str]:
+    """The variables `load --dest snowflake` and the dashboard read, for the emulator."""
+    return {
+        "DESTINATION__SNOWFLAKE__CREDENTIALS__HOST": "emulator",
+        "DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME": user,
+        "DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD": password,
+        "DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE": "IOT",
+        "SNOWFLAKE_URL": emulator(),
+    }
+
+
+@pytest.fixture(scope="session")
+def snowflake_fleet(fleet_topics) -> str:
+    """The fleet loaded into the Snowflake emulator, in a dataset of the tests' own."""
+    dataset = "dash" + uuid.uuid4().hex[:10]
+    load(
+        fleet_topics,
+        "--dest",
+        "snowflake",
+        "--dataset",
+        dataset,
+        env={**clean_env(), **snowflake_env(user="loader")},
+    )
+    return dataset
+
+
+def snowflake_truth(dataset: str, sql: str) -> list:
+    """What the emulator itself says, through Snowflake's connector ({s}: the dataset)."""
+    import snowflake.connector
+
+    url = urlsplit(emulator())
+    with snowflake.connector.connect(
+        account="emulator",
+        user="tests",
+        password="tests",
+        database="IOT",
+        host=url.hostname,
+        port=url.port,
+        protocol=url.scheme,
+    ) as connection:
+        return connection.cursor().execute(sql.format(s=dataset.upper())).fetchall()
 
 
 def truth(path: Path, sql: str) -> list:

@@ -4,6 +4,8 @@ without the tables, a file the loader holds."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,13 +13,21 @@ import time
 import duckdb
 import pytest
 import streamlit as st
-from conftest import APP, truth
+from conftest import APP, snowflake_env, snowflake_truth, truth
 from streamlit.testing.v1 import AppTest
 
 
-def page(name: str, monkeypatch, path) -> AppTest:
-    monkeypatch.setenv("DUCKDB_FILE", str(path))
+def page(name: str, monkeypatch, path=None, **env: str) -> AppTest:
+    """The app on page `name`, reading the DuckDB file at `path`, or with `env`
+    (LOAD_DEST=snowflake and the credentials) another destination."""
+    for variable in list(os.environ):
+        if variable.startswith(("DESTINATION__", "SNOWFLAKE_", "LOAD_", "DUCKDB_")):
+            monkeypatch.delenv(variable)
+    if path is not None:
+        monkeypatch.setenv("DUCKDB_FILE", str(path))
     monkeypatch.setenv("DATASET_NAME", "iot_stream")
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
     app = AppTest.from_file(str(APP), default_timeout=60)
     app.run()
     app.sidebar.radio[0].set_value(name).run()
@@ -132,3 +142,97 @@ def test_a_file_the_loader_holds_keeps_the_last_data_with_a_note(monkeypatch, fl
     finally:
         holder.kill()
         holder.wait()
+
+
+def snowflake_page(name: str, monkeypatch, dataset: str, **env: str) -> AppTest:
+    """The app on page `name` reading `dataset` in the emulator."""
+    settings = {**snowflake_env(), "LOAD_DEST": "snowflake", **env}
+    return page(name, monkeypatch, DATASET_NAME=dataset, **settings)
+
+
+def test_snowflake_fleet_map_and_trips_match_the_warehouse(monkeypatch, snowflake_fleet):
+    app = snowflake_page("Fleet map", monkeypatch, snowflake_fleet)
+    devices = sorted(
+        d
+        for (d,) in snowflake_truth(snowflake_fleet, "SELECT DISTINCT device_id FROM {s}.GPS_DATA")
+    )
+    assert metric(app, "Vehicles") == str(len(devices))
+    assert sorted(app.table[0].value["device_id"].astype(str)) == devices
+    assert app.get("deck_gl_json_chart"), "the map is drawn"
+    trips = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}.TRIPS")[0][0]
+    assert metric(app, "Trips") == str(trips)
+    app = snowflake_page("Trips", monkeypatch, snowflake_fleet)
+    assert len(app.dataframe[0].value) == trips
+    assert len(app.get("vega_lite_chart")) == 3, "speed, fuel and odometer are charted"
+
+
+def test_snowflake_incidents_weather_and_health_match_the_warehouse(monkeypatch, snowflake_fleet):
+    (active, resolved) = snowflake_truth(
+        snowflake_fleet,
+        "SELECT count_if(status = 'active'), count_if(status = 'resolved') FROM {s}.INCIDENTS",
+    )[0]
+    app = snowflake_page("Incidents", monkeypatch, snowflake_fleet)
+    assert (metric(app, "Active"), metric(app, "Resolved")) == (str(active), str(resolved))
+    periods = snowflake_truth(
+        snowflake_fleet,
+        "SELECT count(*) FROM (SELECT DISTINCT date_trunc('hour', \"TIMESTAMP\"), "
+        "floor(date_part('minute', \"TIMESTAMP\") / 5) FROM {s}.WEATHER_DATA)",
+    )[0][0]
+    app = snowflake_page("Weather", monkeypatch, snowflake_fleet)
+    assert len(app.dataframe[0].value) == periods > 0
+    runs = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}._LOADS")[0][0]
+    partitions = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}._KAFKA_OFFSETS")[0][0]
+    app = snowflake_page("Pipeline health", monkeypatch, snowflake_fleet)
+    assert metric(app, "Runs") == str(runs)
+    assert len(app.dataframe[-1].value) == partitions
+
+
+def warnings_of(app: AppTest) -> str:
+    return " ".join(w.value for w in app.warning)
+
+
+def test_snowflake_without_the_dataset_says_to_run_load(monkeypatch):
+    app = snowflake_page("Trips", monkeypatch, "no_such_dataset")
+    assert "lacks what this page reads" in warnings_of(app)
+    assert "load --dest snowflake" in warnings_of(app)
+
+
+def test_snowflake_refusing_the_password_names_the_variables(monkeypatch):
+    # The emulator refuses this password as Snowflake refuses a wrong one.
+    env = snowflake_env(password="wrong-password")
+    app = snowflake_page("Fleet map", monkeypatch, "iot_stream", **env)
+    said = warnings_of(app)
+    assert "refused the login" in said, said
+    assert "DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD" in said
+    assert "wrong-password" not in said, "the password stays secret"
+
+
+def test_snowflake_missing_credentials_are_named(monkeypatch):
+    env = snowflake_env()
+    del env["DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD"]
+    del env["DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE"]
+    for variable in (
+        "DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD",
+        "DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    app = page("Fleet map", monkeypatch, LOAD_DEST="snowflake", **env)
+    said = warnings_of(app)
+    assert "DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE" in said, said
+    assert "DESTINATION__SNOWFLAKE__CREDENTIALS__PASSWORD" in said, said
+
+
+def test_snowflake_unreachable_says_where_and_what_to_check(monkeypatch):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    started = time.monotonic()
+    app = page(
+        "Fleet map",
+        monkeypatch,
+        LOAD_DEST="snowflake",
+        **{**snowflake_env(), "SNOWFLAKE_URL": f"http://127.0.0.1:{port}"},
+    )
+    said = warnings_of(app)
+    assert f"127.0.0.1:{port}" in said and "cannot be reached" in said, said
+    assert time.monotonic() - started < 60

@@ -20,7 +20,8 @@ rolls the transaction back: Snowflake's behaviour, on a test's time scale.
 One Snowflake statement with nothing to act on here is accepted rather than
 refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`). A row
 that breaks a NOT NULL column fails with Snowflake's own error, not a server
-error (see `refuse_like_snowflake`). And for tests of commits that stall, a
+error (see `refuse_like_snowflake`). A login with the password WRONG_PASSWORD is
+refused with Snowflake's 390100. And for tests of commits that stall, a
 session whose user name starts with "slow" has each COMMIT answered late (see
 SLOW_USER).
 
@@ -102,6 +103,28 @@ def accept_lock_timeout(body: bytes) -> bytes:
     request["sqlText"] = NO_EFFECT
     out = json.dumps(request).encode()
     return gzip.compress(out) if body[:2] == b"\x1f\x8b" else out
+
+
+# A login with this password is refused as Snowflake refuses a wrong one, for the
+# tests of clients that must say which credential was refused (fakesnow accepts
+# every password).
+WRONG_PASSWORD = "wrong-password"
+REFUSED_LOGIN = {
+    "data": {"authnMethod": "USERNAME_PASSWORD", "nextAction": "RETRY_LOGIN"},
+    "code": "390100",
+    "message": "Incorrect username or password was specified.",
+    "success": False,
+    "headers": None,
+}
+
+
+def password(body: bytes) -> str:
+    """The password a login request gives, or ''."""
+    try:
+        request = json.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+        return str(request["data"].get("PASSWORD", ""))
+    except (ValueError, TypeError, KeyError, AttributeError, OSError):
+        return ""
 
 
 # Sessions whose user name starts with "slow": each of their COMMITs is answered
@@ -232,7 +255,14 @@ class FillResponses:
         authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
         token = authorization.split("Token=", 1)[1].strip('"') if "Token=" in authorization else None
         query = scope["path"].endswith("/query-request") and token is not None
-        slow_user = SLOW_USER.match(login_name(body)) if scope["path"].endswith("/login-request") else None
+        login = scope["path"].endswith("/login-request")
+        if login and password(body) == WRONG_PASSWORD:
+            out = json.dumps(REFUSED_LOGIN).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": out})
+            return
+        slow_user = SLOW_USER.match(login_name(body)) if login else None
         if query:
             body = accept_lock_timeout(body)
             track(token, body)
