@@ -6,8 +6,9 @@ health of the pipeline, read live from what `load` writes.
     scripts/dashboard.sh --dest snowflake         # DESTINATION__SNOWFLAKE__* as `load`
 
 Settings come from flags after `--` (streamlit run app.py -- --duckdb-file …) or
-the variables `load` reads: LOAD_DEST, DUCKDB_FILE, DATASET_NAME, the Snowflake credentials
-and SNOWFLAKE_URL, and DASHBOARD_REFRESH (seconds between refreshes, default 5).
+the variables `load` reads: LOAD_DEST, DUCKDB_FILE, DATASET_NAME, the Snowflake
+credentials and SNOWFLAKE_URL, the Kafka settings and topics (for the lag), and
+DASHBOARD_REFRESH (seconds between refreshes, default 5).
 In Streamlit in Snowflake, `--dest snowflake` uses the app's own session. Pages
 only lay results out; iot_dashboard.data asks.
 """
@@ -308,9 +309,16 @@ def health_page() -> None:
         st.dataframe(reasons, hide_index=True, width="stretch")
         if newest is not None:
             st.dataframe(newest, hide_index=True, width="stretch")
-    offsets = answer("stored_offsets")
+    st.subheader("Offsets: stored, and the lag behind each partition's end")
+    try:
+        kafka = tuple(sorted(data.kafka_settings().items()))
+        offsets = answer("partition_lag", kafka, data.kafka_topics())
+    except data.NoBroker as e:
+        st.caption(f"Lag not shown: {e}.")
+        offsets = answer("stored_offsets")
     if offsets is not None:
-        st.subheader("Next offset stored per partition")
+        if "lag" in offsets:
+            st.metric("Messages not loaded yet", f"{int(offsets['lag'].sum()):,}")
         st.dataframe(offsets, hide_index=True, width="stretch")
 
 

@@ -55,10 +55,8 @@ def run(command: list, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="session")
-def fleet_topics() -> list[str]:
-    """Three vehicles from Potsdam to Leipzig, sent to topics of the tests' own:
-    load's flags naming them."""
+def topics_of_our_own() -> list[str]:
+    """load's and simulate's flags naming five new topics."""
     prefix = "dash" + uuid.uuid4().hex[:10]
     topics = []
     for flag, name in [
@@ -69,13 +67,33 @@ def fleet_topics() -> list[str]:
         ("--emergency-topic", "emergency"),
     ]:
         topics += [flag, f"{prefix}.{name}"]
+    return topics
+
+
+def topic_variables(topics: list[str]) -> dict[str, str]:
+    """The variables naming `topics` (flags and their topics) as `load` reads them,
+    and the dashboard with it: VEHICLE_TOPIC for --vehicle-topic, and so on."""
+    return {
+        flag[2:].replace("-", "_").upper(): topic
+        for flag, topic in zip(topics[::2], topics[1::2], strict=True)
+    }
+
+
+def simulate(topics: list[str], *args: str) -> None:
+    """Vehicles from Potsdam to Leipzig, at full speed, into `topics`."""
     run(
-        [binary("simulate"), "--from", "Potsdam", "--to", "Leipzig", "--vehicles", "3"]
-        + ["--speed", "max", "--seed", "7", "--duration", "40m", "--emergency-rate", "6"]
+        [binary("simulate"), "--from", "Potsdam", "--to", "Leipzig", "--speed", "max", *args]
         + ["--bootstrap-servers", bootstrap()]
         + topics,
         env=clean_env(),
     )
+
+
+@pytest.fixture(scope="session")
+def fleet_topics() -> list[str]:
+    """Three vehicles' 40 minutes, sent to topics of the tests' own."""
+    topics = topics_of_our_own()
+    simulate(topics, "--vehicles", "3", "--seed", "7", "--duration", "40m", "--emergency-rate", "6")
     return topics
 
 
@@ -85,8 +103,11 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(skip)}
 
 
-def load(topics: list[str], *args, env: dict[str, str] | None = None, cwd=None) -> None:
-    group = ["--group-id", "dash" + uuid.uuid4().hex[:10]]
+def load(
+    topics: list[str], *args, env: dict[str, str] | None = None, cwd=None, group: str = ""
+) -> None:
+    """`load` from `topics`, in a consumer group of its own unless `group` names one."""
+    group = ["--group-id", group or "dash" + uuid.uuid4().hex[:10]]
     servers = ["--bootstrap-servers", bootstrap()]
     run([binary("load"), *args, *group, *servers, *topics], env=env or clean_env(), cwd=cwd)
 

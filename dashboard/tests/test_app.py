@@ -13,7 +13,17 @@ import time
 import duckdb
 import pytest
 import streamlit as st
-from conftest import APP, snowflake_env, snowflake_truth, truth
+from conftest import (
+    APP,
+    bootstrap,
+    load,
+    simulate,
+    snowflake_env,
+    snowflake_truth,
+    topic_variables,
+    topics_of_our_own,
+    truth,
+)
 from streamlit.testing.v1 import AppTest
 
 
@@ -21,7 +31,7 @@ def page(name: str, monkeypatch, path=None, **env: str) -> AppTest:
     """The app on page `name`, reading the DuckDB file at `path`, or with `env`
     (LOAD_DEST=snowflake and the credentials) another destination."""
     for variable in list(os.environ):
-        if variable.startswith(("DESTINATION__", "SNOWFLAKE_", "LOAD_", "DUCKDB_")):
+        if variable.startswith(("DESTINATION__", "SNOWFLAKE_", "LOAD_", "DUCKDB_", "KAFKA_")):
             monkeypatch.delenv(variable)
     if path is not None:
         monkeypatch.setenv("DUCKDB_FILE", str(path))
@@ -86,11 +96,64 @@ def test_weather_is_averaged_over_time(monkeypatch, fleet_file):
     assert len(app.dataframe[0].value) == buckets
 
 
-def test_pipeline_health_shows_the_runs_and_offsets(monkeypatch, fleet_file):
-    app = page("Pipeline health", monkeypatch, fleet_file)
+def test_pipeline_health_shows_the_runs_and_offsets(monkeypatch, fleet_file, fleet_topics):
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap(), **topic_variables(fleet_topics)}
+    app = page("Pipeline health", monkeypatch, fleet_file, **kafka)
     runs = truth(fleet_file, "SELECT count(*) FROM iot_stream._loads")[0][0]
     assert metric(app, "Runs") == str(runs)
     assert metric(app, "Failed") == "0"
+    stored = truth(fleet_file, "SELECT count(*) FROM iot_stream._kafka_offsets")[0][0]
+    shown = app.dataframe[-1].value
+    assert shown["next_offset"].notna().sum() == stored
+    # Partitions no message went to are listed too: 5 topics, each of all its partitions.
+    assert len(shown) == 5 * partitions_per_topic(shown) >= stored
+    assert int(shown["lag"].sum()) == 0, "the fixture loaded everything"
+
+
+def test_pipeline_health_shows_the_lag_the_broker_reports(monkeypatch, tmp_path):
+    topics = topics_of_our_own()
+    simulate(topics, "--vehicles", "1", "--duration", "5m")
+    lagging = tmp_path / "lagging.duckdb"
+    load(topics, "--dest", "duckdb", "--duckdb-file", lagging, group="lag")
+    # More events than were loaded.
+    simulate(topics, "--vehicles", "2", "--duration", "5m")
+    named = topic_variables(topics)
+    app = page(
+        "Pipeline health", monkeypatch, lagging, KAFKA_BOOTSTRAP_SERVERS=bootstrap(), **named
+    )
+    shown = app.dataframe[-1].value
+    # What a load of a copy of the file then takes in is what the page said was left.
+    caught_up = tmp_path / "caught_up.duckdb"
+    caught_up.write_bytes(lagging.read_bytes())
+    load(topics, "--dest", "duckdb", "--duckdb-file", caught_up, group="lag")
+    ((loaded,),) = truth(
+        caught_up,
+        "SELECT rows_loaded + dead_letters FROM iot_stream._loads ORDER BY started_at DESC LIMIT 1",
+    )
+    assert loaded > 0
+    assert int(shown["lag"].sum()) == loaded
+    assert metric(app, "Messages not loaded yet") == f"{loaded:,}"
+    assert set(shown["topic"]) == set(named.values())
+    assert len(shown) == 5 * partitions_per_topic(shown)
+    ends = truth(caught_up, "SELECT sum(next_offset) FROM iot_stream._kafka_offsets")[0][0]
+    assert int(shown["end_offset"].sum()) == ends
+
+
+def partitions_per_topic(frame) -> int:
+    counts = frame.groupby("topic").size()
+    assert counts.nunique() == 1, counts
+    return int(counts.iloc[0])
+
+
+def test_pipeline_health_without_a_broker_says_so_and_shows_the_offsets(monkeypatch, fleet_file):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    app = page(
+        "Pipeline health", monkeypatch, fleet_file, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}"
+    )
+    notes = " ".join(c.value for c in app.caption)
+    assert f"no Kafka broker answered at 127.0.0.1:{port}" in notes, notes
     partitions = truth(fleet_file, "SELECT count(*) FROM iot_stream._kafka_offsets")[0][0]
     assert len(app.dataframe[-1].value) == partitions
 
@@ -166,7 +229,9 @@ def test_snowflake_fleet_map_and_trips_match_the_warehouse(monkeypatch, snowflak
     assert len(app.get("vega_lite_chart")) == 3, "speed, fuel and odometer are charted"
 
 
-def test_snowflake_incidents_weather_and_health_match_the_warehouse(monkeypatch, snowflake_fleet):
+def test_snowflake_incidents_weather_and_health_match_the_warehouse(
+    monkeypatch, snowflake_fleet, fleet_topics
+):
     (active, resolved) = snowflake_truth(
         snowflake_fleet,
         "SELECT count_if(status = 'active'), count_if(status = 'resolved') FROM {s}.INCIDENTS",
@@ -182,9 +247,12 @@ def test_snowflake_incidents_weather_and_health_match_the_warehouse(monkeypatch,
     assert len(app.dataframe[0].value) == periods > 0
     runs = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}._LOADS")[0][0]
     partitions = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}._KAFKA_OFFSETS")[0][0]
-    app = snowflake_page("Pipeline health", monkeypatch, snowflake_fleet)
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap(), **topic_variables(fleet_topics)}
+    app = snowflake_page("Pipeline health", monkeypatch, snowflake_fleet, **kafka)
     assert metric(app, "Runs") == str(runs)
-    assert len(app.dataframe[-1].value) == partitions
+    shown = app.dataframe[-1].value
+    assert shown["next_offset"].notna().sum() == partitions
+    assert int(shown["lag"].sum()) == 0, "the fixture loaded everything"
 
 
 def warnings_of(app: AppTest) -> str:
