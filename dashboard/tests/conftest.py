@@ -79,6 +79,22 @@ def topic_variables(topics: list[str]) -> dict[str, str]:
     }
 
 
+def topic_ends(topics: list[str]) -> dict[tuple[str, int], int]:
+    """The end offset of every partition of `topics`, as the broker reports it."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap(), "group.id": "dashboard-tests"})
+    try:
+        ends = {}
+        for topic in topics[1::2]:
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                tp = TopicPartition(topic, partition)
+                ends[(topic, partition)] = consumer.get_watermark_offsets(tp, timeout=10)[1]
+        return ends
+    finally:
+        consumer.close()
+
+
 def simulate(topics: list[str], *args: str) -> None:
     """Vehicles from Potsdam to Leipzig, at full speed, into `topics`."""
     run(

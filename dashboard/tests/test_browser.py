@@ -5,6 +5,7 @@ person to look at."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -14,7 +15,17 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import APP, bootstrap, clean_env, topic_variables, truth
+from conftest import (
+    APP,
+    bootstrap,
+    clean_env,
+    load,
+    simulate,
+    topic_ends,
+    topic_variables,
+    topics_of_our_own,
+    truth,
+)
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -31,9 +42,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def dashboard(fleet_file, fleet_topics):
-    """The app served on a free port of 127.0.0.1, as scripts/dashboard.sh serves it."""
+@contextlib.contextmanager
+def serve(**env: str):
+    """The app served on a free port of 127.0.0.1, as scripts/dashboard.sh serves it,
+    with `env` added to a clean environment; yields its address."""
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="iot-dashboard-log-")) / "streamlit.log"
     with log.open("w") as out:
@@ -41,13 +53,7 @@ def dashboard(fleet_file, fleet_topics):
             [sys.executable, "-m", "streamlit", "run", str(APP)]
             + ["--server.address", "127.0.0.1", "--server.port", str(port)]
             + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            env={
-                **clean_env(),
-                "DUCKDB_FILE": str(fleet_file),
-                "DASHBOARD_REFRESH": "2",
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap(),
-                **topic_variables(fleet_topics),
-            },
+            env={**clean_env(), "KAFKA_BOOTSTRAP_SERVERS": bootstrap(), **env},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -60,9 +66,20 @@ def dashboard(fleet_file, fleet_topics):
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the dashboard did not start: {log.read_text()[-3000:]}")
             time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def dashboard(fleet_file, fleet_topics):
+    with serve(
+        DUCKDB_FILE=str(fleet_file), DASHBOARD_REFRESH="2", **topic_variables(fleet_topics)
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +164,55 @@ def test_every_page_renders_the_file_in_a_real_browser(dashboard, browser, fleet
     open_page(browser, dashboard, "Weather", lambda t: "Temperature" in t)
     # The fixture loaded everything: the broker's ends are the stored offsets.
     open_page(browser, dashboard, "Pipeline health", lambda t: "Messages not loaded yet\n0" in t)
+
+
+def test_load_beside_a_refreshing_dashboard_exits_0_and_every_row_lands(browser, tmp_path):
+    """The page reads the file every second while cron loads write new events into
+    it: each load exits 0 (none meets the lock for longer than it waits), every
+    message on the topics is in the file once, and the page shows the new rows."""
+    topics = topics_of_our_own()
+    live = tmp_path / "live.duckdb"
+    simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "1")
+    load(topics, "--dest", "duckdb", "--duckdb-file", live, group=live.stem + topics[1])
+    with serve(DUCKDB_FILE=str(live), DASHBOARD_REFRESH="1", **topic_variables(topics)) as url:
+        open_page(browser, url, "Pipeline health", lambda t: "Messages not loaded yet" in t)
+        for seed in range(2, 5):
+            simulate(topics, "--vehicles", "3", "--duration", "20m", "--seed", str(seed))
+            # Small batches: many commits, each meeting the page's reads.
+            load(
+                topics,
+                "--dest",
+                "duckdb",
+                "--duckdb-file",
+                live,
+                "--batch-size",
+                "100",
+                group=live.stem + topics[1],
+            )
+        sent = sum(topic_ends(topics).values())
+        ((landed,),) = truth(live, LANDED)
+        assert landed == sent
+        ((distinct,),) = truth(live, DISTINCT_OFFSETS)
+        assert distinct == sent, "no message twice"
+        # The page caught up on its own: nothing left to load, as the broker says.
+        text = open_page(
+            browser, url, "Pipeline health", lambda t: "Messages not loaded yet\n0" in t
+        )
+        runs = truth(live, "SELECT count(*) FROM iot_stream._loads")[0][0]
+        assert f"Runs\n{runs}" in text, text
+
+
+# Every message's row: the five tables and the dead letters.
+TABLES = ["vehicle_data", "gps_data", "traffic_data", "weather_data", "emergency_data"]
+LANDED = (
+    "SELECT "
+    + " + ".join(f"(SELECT count(*) FROM iot_stream.{t})" for t in TABLES)
+    + " + (SELECT count(*) FROM iot_stream._dead_letters)"
+)
+DISTINCT_OFFSETS = (
+    "SELECT count(*) FROM (SELECT DISTINCT _kafka_topic, _kafka_partition, _kafka_offset FROM ("
+    + " UNION ALL ".join(
+        f"SELECT _kafka_topic, _kafka_partition, _kafka_offset FROM iot_stream.{t}" for t in TABLES
+    )
+    + ' UNION ALL SELECT topic, "partition", "offset" FROM iot_stream._dead_letters))'
+)
