@@ -5,9 +5,10 @@
 #
 #   scripts/dashboard.sh                                   iot_service.duckdb here
 #   scripts/dashboard.sh --duckdb-file other.duckdb --dataset fleet_a --refresh 10
+#   scripts/dashboard.sh --dest snowflake                  DESTINATION__SNOWFLAKE__* as load
 #
 # It serves on http://127.0.0.1:$DASHBOARD_PORT (default 8501), headless: open that
-# address in a browser. DUCKDB_FILE, DATASET_NAME and DASHBOARD_REFRESH set the same
+# address in a browser. LOAD_DEST, DUCKDB_FILE, DATASET_NAME and DASHBOARD_REFRESH set the same
 # as the flags (a .env file in this folder is read too). No usage statistics are sent.
 set -euo pipefail
 

@@ -163,6 +163,24 @@ fn loads_everything_once_and_a_second_run_adds_nothing() {
     assert_eq!(
         query_i64(
             &f.db,
+            "SELECT count(*) FROM iot_stream.latest_positions p JOIN iot_stream.gps_data g \
+             ON g.device_id = p.device_id AND g.timestamp > p.timestamp"
+        ),
+        0,
+        "a later position than the latest"
+    );
+    assert_eq!(
+        query_i64(
+            &f.db,
+            "SELECT count(*) FROM iot_stream.latest_positions p JOIN iot_stream.gps_data g \
+             USING (device_id, trip_id, timestamp, lat, lon, speed_kmh, heading_deg)"
+        ),
+        3,
+        "each latest position is one of the vehicle's fixes, whole"
+    );
+    assert_eq!(
+        query_i64(
+            &f.db,
             "SELECT count(*) FROM iot_stream.trips WHERE distance_km > 1"
         ),
         3
