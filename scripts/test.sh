@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine. Installs what is missing (DuckDB's
 # prebuilt library, Apache Kafka, a DuckDB 1.4 reader to prove DBeaver's driver
-# generation reads our files, the Snowflake emulator fakesnow and the dashboard's
-# packages, each Python set in a virtualenv of its own under the cache, and Debian's
-# chromium), starts a private Apache Kafka and emulator on free ports, runs `cargo
-# test --workspace` and then the dashboard's ruff and pytest against them, and stops
-# them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
+# generation reads our files, the Snowflake emulator fakesnow, the dashboard's
+# packages and dbt's, each Python set in a virtualenv of its own under the cache,
+# and Debian's chromium), starts a private Apache Kafka and emulator on free ports,
+# runs `cargo test --workspace`, ruff over the Python, and the dashboard's and the
+# analytics layer's pytest against them, and stops them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
 # killed, for the tests whose names contain "killed").
 set -euo pipefail
 
@@ -13,6 +13,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
 dashboard_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/dashboard-venv
+analytics_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/analytics-venv
 
 # The script runs itself inside the services it starts: IOT_TEST_BOOTSTRAP and
 # IOT_TEST_SNOWFLAKE_* tell the tests where they are.
@@ -26,6 +27,8 @@ case ${IOT_TEST_STAGE:-} in
     # The dashboard's: its pinned packages with pytest, selenium and ruff, and
     # Debian's chromium for the browser test.
     scripts/venv.sh "$dashboard_venv" -r dashboard/requirements-test.txt
+    # dbt with its DuckDB and Snowflake adapters, pytest and ruff.
+    scripts/venv.sh "$analytics_venv" -r analytics/requirements-test.txt
     if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
       if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "test: installing Debian's chromium and chromium-driver (the browser test's)" >&2
@@ -47,10 +50,12 @@ case ${IOT_TEST_STAGE:-} in
       IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON
     unset IOT_TEST_STAGE
     cargo test --workspace "$@"
-    # The dashboard, on files the binaries just built make, through the same broker.
-    cd dashboard
-    "$dashboard_venv/bin/ruff" format --check .
-    "$dashboard_venv/bin/ruff" check .
-    exec "$dashboard_venv/bin/python" -m pytest
+    "$analytics_venv/bin/ruff" format --check dashboard analytics tests/python
+    "$analytics_venv/bin/ruff" check dashboard analytics tests/python
+    # The dashboard and the analytics layer, on files the binaries just built make,
+    # through the same broker.
+    (cd dashboard && "$dashboard_venv/bin/python" -m pytest)
+    cd analytics
+    exec "$analytics_venv/bin/python" -m pytest
     ;;
 esac

@@ -13,8 +13,10 @@ import time
 import duckdb
 import pytest
 import streamlit as st
-from conftest import (
-    APP,
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP
+from fleet import (
     bootstrap,
     load,
     simulate,
@@ -24,7 +26,6 @@ from conftest import (
     topics_of_our_own,
     truth,
 )
-from streamlit.testing.v1 import AppTest
 
 
 def page(name: str, monkeypatch, path=None, **env: str) -> AppTest:

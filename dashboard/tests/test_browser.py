@@ -15,22 +15,22 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
-    APP,
-    bootstrap,
-    clean_env,
-    load,
-    simulate,
-    topic_ends,
-    topic_variables,
-    topics_of_our_own,
-    truth,
-)
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import APP, topic_ends
+from fleet import (
+    bootstrap,
+    clean_env,
+    load,
+    simulate,
+    topic_variables,
+    topics_of_our_own,
+    truth,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

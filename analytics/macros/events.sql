@@ -1,0 +1,48 @@
+{#- What every staging model does to its event table: ids as text (DuckDB keeps
+    UUIDs, Snowflake text), `timestamp` as event_at, the message's place in Kafka
+    kept for incremental marts and lineage, and one row per event id: an event
+    sent again (a simulate rerun with the same seed sends the same ids) is kept as
+    first loaded. `"TIMESTAMP"` quoted in capitals names the column in both
+    (DuckDB matches names regardless of case, Snowflake stores them upper-case). -#}
+{% macro staged_events(table, columns) %}
+select
+    cast(id as varchar) as event_id,
+    cast(device_id as varchar) as device_id,
+    cast(trip_id as varchar) as trip_id,
+    "TIMESTAMP" as event_at,
+    {% for column in columns -%}
+    {{ column }},
+    {% endfor -%}
+    _kafka_timestamp as kafka_at,
+    _kafka_partition as kafka_partition,
+    _kafka_offset as kafka_offset,
+    _load_id as load_id
+from {{ source('iot', table) }}
+qualify row_number() over (
+    partition by id order by _kafka_timestamp, _kafka_partition, _kafka_offset
+) = 1
+{% endmacro %}
+
+
+{#- In an incremental run, a condition keeping the rows that reached Kafka after
+    what the model was last built from (less the lookback); in a full build, none. -#}
+{% macro since_last_build(column='kafka_at') %}
+{%- if is_incremental() -%}
+{{ column }} > (
+    select {{ dbt.dateadd('hour', -var('lookback_hours'), 'max(last_kafka_at)') }}
+    from {{ this }}
+)
+{%- else -%}
+1 = 1
+{%- endif -%}
+{% endmacro %}
+
+
+{#- Great-circle distance in km between two points given in degrees. -#}
+{% macro haversine_km(lat1, lon1, lat2, lon2) %}
+2 * 6371.0088 * asin(sqrt(
+    power(sin(radians({{ lat2 }} - {{ lat1 }}) / 2), 2)
+    + cos(radians({{ lat1 }})) * cos(radians({{ lat2 }}))
+      * power(sin(radians({{ lon2 }} - {{ lon1 }}) / 2), 2)
+))
+{% endmacro %}

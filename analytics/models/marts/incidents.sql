@@ -1,0 +1,47 @@
+{{ config(unique_key='incident_id') }}
+
+-- One row per incident: where and what, when it was reported and resolved, and the
+-- time between. The wire format has no report of a responder's arrival, so there
+-- is no time to respond to give. An incremental run rebuilds the incidents with
+-- new reports (a resolution arrives after its report).
+with changed as (
+    select distinct incident_id from {{ ref('stg_emergency_reports') }}
+    where {{ since_last_build() }}
+),
+
+reports as (
+    select r.*
+    from {{ ref('stg_emergency_reports') }} as r
+    inner join changed as c on c.incident_id = r.incident_id
+),
+
+incidents as (
+    select
+        incident_id,
+        any_value(incident_type) as incident_type,
+        any_value(device_id) as device_id,
+        any_value(trip_id) as trip_id,
+        any_value(description) as description,
+        any_value(lat) as lat,
+        any_value(lon) as lon,
+        min(case when status = 'active' then event_at end) as reported_at,
+        min(case when status = 'resolved' then event_at end) as resolved_at,
+        max(kafka_at) as last_kafka_at
+    from reports
+    group by incident_id
+)
+
+select
+    incident_id,
+    incident_type,
+    case when resolved_at is null then 'active' else 'resolved' end as status,
+    device_id,
+    trip_id,
+    description,
+    lat,
+    lon,
+    reported_at,
+    resolved_at,
+    {{ dbt.datediff('reported_at', 'resolved_at', 'millisecond') }} / 1000.0 as time_to_resolve_s,
+    last_kafka_at
+from incidents

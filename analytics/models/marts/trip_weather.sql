@@ -1,0 +1,32 @@
+{{ config(unique_key='trip_id') }}
+
+-- The weather each trip met: temperatures, the worst rain and wind, and the
+-- condition seen most. An incremental run rebuilds the trips with new readings.
+with changed as (
+    select distinct trip_id from {{ ref('stg_weather_readings') }}
+    where {{ since_last_build() }}
+),
+
+readings as (
+    select w.*
+    from {{ ref('stg_weather_readings') }} as w
+    inner join changed as c on c.trip_id = w.trip_id
+)
+
+select
+    trip_id,
+    any_value(device_id) as device_id,
+    min(event_at) as first_reading_at,
+    max(event_at) as last_reading_at,
+    count(*) as readings,
+    round(min(temperature_c), 1) as min_temperature_c,
+    round(avg(temperature_c), 1) as avg_temperature_c,
+    round(max(temperature_c), 1) as max_temperature_c,
+    round(max(precipitation_mm_h), 2) as max_precipitation_mm_h,
+    sum(case when precipitation_mm_h > 0 then 1 else 0 end) as wet_readings,
+    round(max(wind_speed_kmh), 1) as max_wind_speed_kmh,
+    max(air_quality_index) as worst_air_quality_index,
+    mode(condition) as usual_condition,
+    max(kafka_at) as last_kafka_at
+from readings
+group by trip_id

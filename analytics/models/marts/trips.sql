@@ -1,0 +1,54 @@
+{{ config(unique_key='trip_id') }}
+
+-- One row per trip, as load's `trips` view, plus the fuel or battery used. An
+-- incremental run rebuilds the trips that got new readings.
+with changed as (
+    select distinct trip_id from {{ ref('stg_vehicle_readings') }}
+    where {{ since_last_build() }}
+),
+
+readings as (
+    select r.*
+    from {{ ref('stg_vehicle_readings') }} as r
+    inner join changed as c on c.trip_id = r.trip_id
+),
+
+trips as (
+    select
+        trip_id,
+        any_value(device_id) as device_id,
+        any_value(make) as make,
+        any_value(model) as model,
+        any_value(fuel_type) as fuel_type,
+        any_value(route_source) as route_source,
+        min(event_at) as started_at,
+        max(event_at) as ended_at,
+        {{ dbt.datediff('min(event_at)', 'max(event_at)', 'millisecond') }} / 1000.0 as duration_s,
+        max(odometer_km) - min(odometer_km) as distance_km,
+        max(speed_kmh) as max_speed_kmh,
+        -- The level at the first reading less the level at the last.
+        min_by(fuel_level_pct, event_at) - max_by(fuel_level_pct, event_at) as fuel_used_pct,
+        count(*) as readings,
+        max(kafka_at) as last_kafka_at
+    from readings
+    group by trip_id
+)
+
+select
+    trip_id,
+    device_id,
+    make,
+    model,
+    fuel_type,
+    case when fuel_type = 'electric' then 'battery' else 'tank' end as energy_store,
+    route_source,
+    started_at,
+    ended_at,
+    duration_s,
+    round(distance_km, 3) as distance_km,
+    round(distance_km / nullif(duration_s / 3600.0, 0), 1) as avg_speed_kmh,
+    max_speed_kmh,
+    round(fuel_used_pct, 2) as fuel_used_pct,
+    readings,
+    last_kafka_at
+from trips

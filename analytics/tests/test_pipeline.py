@@ -1,0 +1,74 @@
+"""scripts/pipeline.sh, as cron runs it: load, then dbt build when rows were stored,
+with the exit status of the step that failed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import duckdb
+
+from conftest import REPO
+from fleet import binary, bootstrap, clean_env, simulate, topics_of_our_own, truth
+
+PIPELINE = REPO / "scripts" / "pipeline.sh"
+
+
+def pipeline(path: Path, topics: list[str], *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(PIPELINE), "--dest", "duckdb", "--group-id", "pipeline" + topics[1], *topics, *args],
+        env={
+            **clean_env(),
+            "LOAD": str(binary("load")),
+            "DUCKDB_FILE": str(path),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap(),
+            **env,
+        },
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_the_pipeline_loads_then_builds_and_skips_dbt_when_nothing_is_new(tmp_path):
+    topics = topics_of_our_own()
+    path = tmp_path / "fleet.duckdb"
+    simulate(topics, "--vehicles", "2", "--duration", "10m", "--seed", "4")
+    done = pipeline(path, topics)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "dbt build (target duckdb)" in done.stderr
+    assert "Completed successfully" in done.stdout
+    trips = truth(path, "SELECT count(DISTINCT trip_id) FROM iot_stream.vehicle_data")[0][0]
+    assert truth(path, "SELECT count(*) FROM iot_stream_analytics.trips")[0][0] == trips == 2
+
+    again = pipeline(path, topics)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "load stored no new rows; dbt not run" in again.stderr
+
+
+def test_the_pipeline_exits_with_the_status_of_the_step_that_failed(tmp_path):
+    topics = topics_of_our_own()
+    path = tmp_path / "fleet.duckdb"
+    # The broker cannot be reached: load's exit 5, and dbt is not run.
+    unreachable = pipeline(
+        path, topics, "--kafka-timeout", "2s", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"
+    )
+    assert unreachable.returncode == 5, unreachable.stderr[-3000:]
+    assert "load failed (exit 5); dbt not run" in unreachable.stderr
+
+    simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "5")
+    assert pipeline(path, topics).returncode == 0
+    # A reading dbt's tests refuse (no such fuel type), then new events: dbt build fails.
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            "INSERT INTO iot_stream.vehicle_data "
+            "SELECT * REPLACE (gen_random_uuid() AS id, 'steam' AS fuel_type) "
+            "FROM iot_stream.vehicle_data LIMIT 1"
+        )
+    simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "6")
+    failed = pipeline(path, topics)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    assert "dbt build failed (exit 1)" in failed.stderr
+    assert "accepted_values_stg_vehicle_readings_fuel_type" in failed.stdout
