@@ -2,7 +2,7 @@
 # Runs the whole test suite on a fresh machine. Installs what is missing (DuckDB's
 # prebuilt library, Apache Kafka, a DuckDB 1.4 reader to prove DBeaver's driver
 # generation reads our files, the Snowflake emulator fakesnow, the dashboard's
-# packages and dbt's, each Python set in a virtualenv of its own under the cache,
+# packages, dbt's and Prefect's, each Python set in a virtualenv of its own under the cache,
 # and Debian's chromium), starts a private Apache Kafka and emulator on free ports,
 # runs `cargo test --workspace`, ruff over the Python, and the dashboard's and the
 # analytics layer's pytest against them, and stops them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
@@ -29,6 +29,9 @@ case ${IOT_TEST_STAGE:-} in
     scripts/venv.sh "$dashboard_venv" -r dashboard/requirements-test.txt
     # dbt with its DuckDB and Snowflake adapters, pytest and ruff.
     scripts/venv.sh "$analytics_venv" -r analytics/requirements-test.txt
+    # Prefect, for the test that runs the pipeline's flow (scripts/flow.sh).
+    scripts/venv.sh "${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/orchestrator-venv" \
+      -r orchestrator/requirements.txt
     if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
       if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "test: installing Debian's chromium and chromium-driver (the browser test's)" >&2
@@ -50,8 +53,8 @@ case ${IOT_TEST_STAGE:-} in
       IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON
     unset IOT_TEST_STAGE
     cargo test --workspace "$@"
-    "$analytics_venv/bin/ruff" format --check dashboard analytics tests/python
-    "$analytics_venv/bin/ruff" check dashboard analytics tests/python
+    "$analytics_venv/bin/ruff" format --check dashboard analytics orchestrator tests/python
+    "$analytics_venv/bin/ruff" check dashboard analytics orchestrator tests/python
     # The dashboard and the analytics layer, on files the binaries just built make,
     # through the same broker.
     (cd dashboard && "$dashboard_venv/bin/python" -m pytest)

@@ -26,11 +26,15 @@ contents() {
     [[ -f $(dirname "$1")/$included ]] && contents "$(dirname "$1")/$included"
   done < <(sed -n 's/^-r[[:space:]]*//p' "$1")
 }
-wanted="$*"
+# A file stands for its contents, not its path: the same file named from another
+# folder is the same list.
+wanted=""
 args=("$@")
 for i in "${!args[@]}"; do
   if [[ ${args[$i]} == -r && -f ${args[$((i + 1))]:-} ]]; then
     wanted+=$'\n'$(contents "${args[$((i + 1))]}")
+  elif [[ $i == 0 || ${args[$((i - 1))]} != -r ]]; then
+    wanted+=$'\n'${args[$i]}
   fi
 done
 if [[ -x $python && -f $stamp && $(cat "$stamp") == "$wanted" ]]; then
