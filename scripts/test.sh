@@ -24,7 +24,7 @@ case ${IOT_TEST_STAGE:-} in
     duckdb_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/duckdb-1.4-venv
     scripts/venv.sh "$duckdb_venv" 'duckdb==1.4.4'
     export IOT_TEST_DUCKDB_PYTHON=$duckdb_venv/bin/python
-    # The dashboard's: its pinned packages with pytest, selenium and ruff, and
+    # The dashboard's: its pinned packages with pytest and selenium, and
     # Debian's chromium for the browser test.
     scripts/venv.sh "$dashboard_venv" -r dashboard/requirements-test.txt
     # dbt with its DuckDB and Snowflake adapters, pytest and ruff.

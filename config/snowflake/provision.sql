@@ -12,8 +12,9 @@
 
 SET warehouse_name = 'IOT_WH';
 SET database_name = 'IOT';
-SET dataset_schema = 'IOT.IOT_STREAM';              -- load's --dataset (DATASET_NAME)
-SET analytics_schema = 'IOT.IOT_STREAM_ANALYTICS';  -- dbt's models (DBT_SCHEMA)
+-- load's --dataset (DATASET_NAME), and dbt's schema (DBT_SCHEMA), in that database.
+SET dataset_schema = 'IOT_STREAM';
+SET analytics_schema = 'IOT_STREAM_ANALYTICS';
 SET loader_role = 'IOT_LOADER';
 SET reader_role = 'IOT_READER';
 SET loader_user = 'IOT_LOAD';
@@ -24,6 +25,7 @@ USE ROLE SYSADMIN;
 CREATE WAREHOUSE IF NOT EXISTS IDENTIFIER($warehouse_name)
   WAREHOUSE_SIZE = XSMALL AUTO_SUSPEND = 60 AUTO_RESUME = TRUE INITIALLY_SUSPENDED = TRUE;
 CREATE DATABASE IF NOT EXISTS IDENTIFIER($database_name);
+USE DATABASE IDENTIFIER($database_name);
 CREATE SCHEMA IF NOT EXISTS IDENTIFIER($dataset_schema);
 CREATE SCHEMA IF NOT EXISTS IDENTIFIER($analytics_schema);
 
