@@ -15,12 +15,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/dashboard-venv
 
-if [[ -f .env ]]; then
-  set -a
-  # shellcheck disable=SC1091
-  source .env
-  set +a
-fi
+# shellcheck source=scripts/dotenv.sh
+source "$repo/scripts/dotenv.sh"
 "$repo/scripts/venv.sh" "$venv" -r "$repo/dashboard/requirements.txt"
 port=${DASHBOARD_PORT:-8501}
 echo "dashboard: http://127.0.0.1:$port (Ctrl-C stops it)" >&2

@@ -15,12 +15,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/analytics-venv
 
-if [[ -f .env ]]; then
-  set -a
-  # shellcheck disable=SC1091
-  source .env
-  set +a
-fi
+# shellcheck source=scripts/dotenv.sh
+source "$repo/scripts/dotenv.sh"
 "$repo/scripts/venv.sh" "$venv" -r "$repo/analytics/requirements.txt"
 DUCKDB_FILE=$(realpath -m "${DUCKDB_FILE:-iot_service.duckdb}")
 export DUCKDB_FILE DBT_PROJECT_DIR=$repo/analytics DBT_PROFILES_DIR=$repo/analytics

@@ -15,12 +15,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}
 venv=$cache/orchestrator-venv
 
-if [[ -f .env ]]; then
-  set -a
-  # shellcheck disable=SC1091
-  source .env
-  set +a
-fi
+# shellcheck source=scripts/dotenv.sh
+source "$repo/scripts/dotenv.sh"
 "$repo/scripts/venv.sh" "$venv" -r "$repo/orchestrator/requirements.txt"
 export PREFECT_HOME=${PREFECT_HOME:-$cache/prefect}
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1

@@ -46,3 +46,13 @@ qualify row_number() over (
       * power(sin(radians({{ lon2 }} - {{ lon1 }}) / 2), 2)
 ))
 {% endmacro %}
+
+
+{#- The rows of `model` whose `key` (a trip, an incident) has events new since the
+    last build, all of them, so that an incremental run rebuilds those keys whole;
+    in a full build, every row. -#}
+{% macro rows_of_changed(model, key) %}
+select *
+from {{ ref(model) }}
+where {{ key }} in (select {{ key }} from {{ ref(model) }} where {{ since_last_build() }})
+{% endmacro %}

@@ -3,33 +3,14 @@ with the exit status of the step that failed."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import duckdb
-
-from conftest import REPO
-from fleet import binary, bootstrap, clean_env, simulate, topics_of_our_own, truth
-
-PIPELINE = REPO / "scripts" / "pipeline.sh"
+from conftest import add_a_reading_dbt_refuses, run_script
+from fleet import simulate, topics_of_our_own, truth
 
 
-def pipeline(path: Path, topics: list[str], *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PIPELINE), "--dest", "duckdb", "--group-id", "pipeline" + topics[1], *topics, *args],
-        env={
-            **clean_env(),
-            "LOAD": str(binary("load")),
-            "DUCKDB_FILE": str(path),
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap(),
-            **env,
-        },
-        cwd=path.parent,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def pipeline(path: Path, topics: list[str], *args: str, **env: str):
+    return run_script("pipeline.sh", path, topics, *args, **env)
 
 
 def test_the_pipeline_loads_then_builds_and_skips_dbt_when_nothing_is_new(tmp_path):
@@ -61,12 +42,7 @@ def test_the_pipeline_exits_with_the_status_of_the_step_that_failed(tmp_path):
     simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "5")
     assert pipeline(path, topics).returncode == 0
     # A reading dbt's tests refuse (no such fuel type), then new events: dbt build fails.
-    with duckdb.connect(str(path)) as connection:
-        connection.execute(
-            "INSERT INTO iot_stream.vehicle_data "
-            "SELECT * REPLACE (gen_random_uuid() AS id, 'steam' AS fuel_type) "
-            "FROM iot_stream.vehicle_data LIMIT 1"
-        )
+    add_a_reading_dbt_refuses(path)
     simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "6")
     failed = pipeline(path, topics)
     assert failed.returncode == 1, failed.stderr[-3000:]

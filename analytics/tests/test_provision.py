@@ -6,12 +6,11 @@ implement. Run twice, every statement ends the same way and the database is ther
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 import snowflake.connector
 
 from conftest import REPO
-from fleet import emulator
+from fleet import emulator_connection
 
 SCRIPT = REPO / "config" / "snowflake" / "provision.sql"
 # What the emulator (fakesnow) does not implement.
@@ -26,17 +25,8 @@ def statements() -> list[str]:
 
 
 def run_script() -> dict[str, bool]:
-    url = urlsplit(emulator())
     outcome = {}
-    with snowflake.connector.connect(
-        account="emulator",
-        user="admin",
-        password="admin",
-        host=url.hostname,
-        port=url.port,
-        protocol=url.scheme,
-        network_timeout=30,
-    ) as connection:
+    with emulator_connection() as connection:
         for statement in statements():
             try:
                 connection.cursor().execute(statement)

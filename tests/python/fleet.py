@@ -119,20 +119,26 @@ def snowflake_env(user: str = "dashboard", password: str = "secret") -> dict[str
     }
 
 
-def snowflake_truth(dataset: str, sql: str) -> list:
-    """What the emulator itself says, through Snowflake's connector ({s}: the dataset)."""
+def emulator_connection(**settings):
+    """A session on the emulator through Snowflake's connector (a context manager)."""
     import snowflake.connector
 
     url = urlsplit(emulator())
-    with snowflake.connector.connect(
+    return snowflake.connector.connect(
         account="emulator",
         user="tests",
         password="tests",
-        database="IOT",
         host=url.hostname,
         port=url.port,
         protocol=url.scheme,
-    ) as connection:
+        network_timeout=60,
+        **settings,
+    )
+
+
+def snowflake_truth(dataset: str, sql: str) -> list:
+    """What the emulator itself says, through Snowflake's connector ({s}: the dataset)."""
+    with emulator_connection(database="IOT") as connection:
         return connection.cursor().execute(sql.format(s=dataset.upper())).fetchall()
 
 

@@ -4,15 +4,8 @@
 -- time between. The wire format has no report of a responder's arrival, so there
 -- is no time to respond to give. An incremental run rebuilds the incidents with
 -- new reports (a resolution arrives after its report).
-with changed as (
-    select distinct incident_id from {{ ref('stg_emergency_reports') }}
-    where {{ since_last_build() }}
-),
-
-reports as (
-    select r.*
-    from {{ ref('stg_emergency_reports') }} as r
-    inner join changed as c on c.incident_id = r.incident_id
+with reports as (
+    {{ rows_of_changed('stg_emergency_reports', 'incident_id') }}
 ),
 
 incidents as (

@@ -2,15 +2,8 @@
 
 -- The weather each trip met: temperatures, the worst rain and wind, and the
 -- condition seen most. An incremental run rebuilds the trips with new readings.
-with changed as (
-    select distinct trip_id from {{ ref('stg_weather_readings') }}
-    where {{ since_last_build() }}
-),
-
-readings as (
-    select w.*
-    from {{ ref('stg_weather_readings') }} as w
-    inner join changed as c on c.trip_id = w.trip_id
+with readings as (
+    {{ rows_of_changed('stg_weather_readings', 'trip_id') }}
 )
 
 select

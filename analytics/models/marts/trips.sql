@@ -2,15 +2,8 @@
 
 -- One row per trip, as load's `trips` view, plus the fuel or battery used. An
 -- incremental run rebuilds the trips that got new readings.
-with changed as (
-    select distinct trip_id from {{ ref('stg_vehicle_readings') }}
-    where {{ since_last_build() }}
-),
-
-readings as (
-    select r.*
-    from {{ ref('stg_vehicle_readings') }} as r
-    inner join changed as c on c.trip_id = r.trip_id
+with readings as (
+    {{ rows_of_changed('stg_vehicle_readings', 'trip_id') }}
 ),
 
 trips as (
