@@ -4,8 +4,9 @@ then dbt's results as the flow's outcome (a failed model or test fails the run).
     scripts/flow.sh                  one run, in Prefect's ephemeral mode (a temporary
                                      local server, no setup)
     scripts/flow.sh --serve          a run every IOT_FLOW_EVERY seconds (default 300)
-                                     until Ctrl-C; with PREFECT_API_URL set to a
-                                     `prefect server start`, the runs show in its UI
+                                     until Ctrl-C, on a Prefect server (the script
+                                     starts one unless PREFECT_API_URL names one),
+                                     whose UI shows the runs
 
 Arguments after the script's own go to `load`; both steps read load's variables
 (DUCKDB_FILE, LOAD_DEST, KAFKA_BOOTSTRAP_SERVERS, the Snowflake credentials...).

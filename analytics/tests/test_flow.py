@@ -3,10 +3,16 @@ builds, and ends Completed; with a dbt test failing, it ends Failed."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 
-from conftest import add_a_reading_dbt_refuses, run_script
-from fleet import simulate, topics_of_our_own, truth
+from conftest import REPO, add_a_reading_dbt_refuses, run_script
+from fleet import binary, bootstrap, clean_env, simulate, topics_of_our_own, truth
 
 
 def run_flow(path: Path, topics: list[str]):
@@ -31,3 +37,52 @@ def test_the_flow_loads_builds_and_reports_dbt_s_outcome(tmp_path):
     said = failed.stdout + failed.stderr
     assert failed.returncode == 1, said[-5000:]
     assert "iot-pipeline: Failed" in said and "1 fail" in said, said[-3000:]
+
+
+def test_served_the_flow_runs_on_its_schedule_on_a_server_of_its_own(tmp_path):
+    """--serve starts Prefect's server (the ephemeral mode schedules nothing), runs
+    the flow every IOT_FLOW_EVERY seconds, and stops the server on Ctrl-C."""
+    topics = topics_of_our_own()
+    path = tmp_path / "fleet.duckdb"
+    simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "13")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    log = tmp_path / "serve.log"
+    env = {
+        **clean_env(),
+        "LOAD": str(binary("load")),
+        "DUCKDB_FILE": str(path),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap(),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_PORT": str(port),
+        "IOT_FLOW_EVERY": "5",
+    }
+    args = ["--serve", "--dest", "duckdb", "--group-id", "serve" + topics[1], *topics]
+    with log.open("w") as out:
+        served = subprocess.Popen(
+            [str(REPO / "scripts" / "flow.sh"), *args],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        # A run that loaded and built, then the next scheduled run.
+        built_then_again = re.compile(
+            r"Task run 'dbt_build-\w+' - Finished in state Completed\(\)[\s\S]*Beginning flow run"
+        )
+        deadline = time.monotonic() + 240
+        while not built_then_again.search(log.read_text()):
+            assert served.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        os.killpg(served.pid, signal.SIGINT)
+        served.wait(timeout=60)
+    said = log.read_text()
+    assert f"Prefect's server and UI on http://127.0.0.1:{port}" in said, said[-3000:]
+    assert truth(path, "SELECT count(*) FROM iot_stream_analytics.trips")[0][0] == 1
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the server stopped with the script"
