@@ -175,6 +175,19 @@ def test_a_file_without_the_tables_says_to_run_load(monkeypatch, tmp_path, name)
     assert "lacks what this page reads" in warnings and "load --dest duckdb" in warnings
 
 
+def test_an_older_file_missing_a_column_says_to_run_load(monkeypatch, fleet_file, tmp_path):
+    older = tmp_path / "older.duckdb"
+    older.write_bytes(fleet_file.read_bytes())
+    # A file from before vehicle readings carried the fuel or battery level.
+    with duckdb.connect(str(older)) as connection:
+        connection.execute("ALTER TABLE iot_stream.vehicle_data DROP COLUMN fuel_level_pct")
+    app = page("Trips", monkeypatch, older)
+    warnings = " ".join(w.value for w in app.warning)
+    assert "has an older layout" in warnings and "fuel_level_pct" in warnings, warnings
+    assert "Run `load` once" in warnings
+    assert app.dataframe, "the trips the file does hold are still shown"
+
+
 def test_a_file_the_loader_holds_keeps_the_last_data_with_a_note(monkeypatch, fleet_file, tmp_path):
     copy = tmp_path / "held.duckdb"
     copy.write_bytes(fleet_file.read_bytes())
