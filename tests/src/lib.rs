@@ -512,6 +512,12 @@ impl SnowflakeEmulator {
     /// Rows of `sql`, run in `database` through the Python Snowflake connector (the
     /// client the Python pipeline used), every value as text.
     pub fn query(&self, database: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.try_query(database, sql)
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// Rows of `sql` as [`Self::query`] gives them, or the client's error.
+    pub fn try_query(&self, database: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
         const CLIENT: &str = r#"
 import json, sys
 from urllib.parse import urlparse
@@ -530,13 +536,11 @@ print(json.dumps([[text(v) for v in row] for row in rows]))
             .args(["-c", CLIENT, &self.url, database, sql])
             .output()
             .expect("the emulator's Python runs");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
         serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{sql}: {e}: {}", String::from_utf8_lossy(&output.stdout)))
+            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
     }
 
     /// The first value of `sql` as a number.

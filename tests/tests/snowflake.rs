@@ -114,6 +114,26 @@ impl Fixture {
             .sum()
     }
 
+    /// The rows in the tables, or None while one of them does not exist yet.
+    fn rows_if_created(&self) -> Option<u64> {
+        let mut rows = 0;
+        for kind in EventKind::ALL {
+            let sql = format!(
+                "SELECT count(*) FROM {}.{}",
+                self.schema,
+                kind.default_topic()
+            );
+            match self.snowflake.try_query(DATABASE, &sql) {
+                Ok(answer) => {
+                    rows += count_of(&answer).unwrap_or_else(|| panic!("{sql}: {answer:?}"))
+                }
+                Err(error) if error.contains("does not exist") => return None,
+                Err(error) => panic!("{sql}: {error}"),
+            }
+        }
+        Some(rows)
+    }
+
     /// Each (topic, partition, offset) once across tables and dead letters.
     fn assert_each_offset_once(&self) {
         let duplicates = self
@@ -470,11 +490,13 @@ impl Fixture {
             .count() as i64
     }
 
-    /// Waits until the tables hold `rows` rows, or fails after `limit`.
+    /// Waits until the tables hold `rows` rows, or fails after `limit`. Until the
+    /// loaders have made the schema and its tables (their DDL can collide and be
+    /// retried), nothing is loaded yet.
     fn wait_for_rows(&self, rows: u64, limit: Duration) {
         let started = Instant::now();
         loop {
-            let loaded = self.rows() as u64;
+            let loaded = self.rows_if_created().unwrap_or(0);
             if loaded >= rows {
                 return;
             }
@@ -594,4 +616,9 @@ fn cron_loaders_started_together_each_load_a_share() {
     f.assert_each_offset_once();
     assert_eq!(f.rows() as u64, produced);
     assert_no_lag(&f);
+}
+
+/// The number a `SELECT count(*)` answered.
+fn count_of(answer: &[Vec<Option<String>>]) -> Option<u64> {
+    answer.first()?.first()?.as_deref()?.parse().ok()
 }
