@@ -5,9 +5,12 @@
 //!    the batches appended to a DuckDB file, one transaction each, each half timed
 //!    on its own; no broker involved;
 //! 2. end to end: a backlog produced to the broker at `IOT_BENCH_BOOTSTRAP`, then
-//!    loaded by a child process, whose peak RSS is reported too. Skipped when unset.
-//!    `IOT_BENCH_BACKLOG` sets its size (default 1,000,000; the figure is
-//!    for 5,000,000). `IOT_BENCH_KAFKA_SETTINGS` (`key=value,…`) passes librdkafka
+//!    loaded by a child process, whose peak RSS is reported too; then the ceiling:
+//!    the same events written to NDJSON files and ingested by DuckDB's own JSON
+//!    reader into a copy of the same tables, on the same machine with the same broker
+//!    running, and load's rate as a share of it. Skipped when unset.
+//!    `IOT_BENCH_BACKLOG` sets the sizes, comma-separated (default 1,000,000 and
+//!    5,000,000). `IOT_BENCH_KAFKA_SETTINGS` (`key=value,…`) passes librdkafka
 //!    settings to the loader, to try them.
 
 use std::sync::Arc;
@@ -89,11 +92,21 @@ fn main() {
     decode_and_append(if full { 1_000_000 } else { 20_000 });
     match std::env::var("IOT_BENCH_BOOTSTRAP") {
         Ok(bootstrap) => {
-            let backlog = std::env::var("IOT_BENCH_BACKLOG")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(if full { 1_000_000 } else { 10_000 });
-            runtime.block_on(end_to_end(&bootstrap, backlog));
+            let sizes: Vec<usize> = match std::env::var("IOT_BENCH_BACKLOG") {
+                Ok(text) => text
+                    .split(',')
+                    .map(|size| {
+                        size.trim()
+                            .parse()
+                            .expect("IOT_BENCH_BACKLOG: sizes, comma-separated")
+                    })
+                    .collect(),
+                Err(_) if full => vec![1_000_000, 5_000_000],
+                Err(_) => vec![10_000],
+            };
+            for backlog in sizes {
+                runtime.block_on(end_to_end(&bootstrap, backlog));
+            }
         }
         Err(_) => println!(
             "end to end             skipped: set IOT_BENCH_BOOTSTRAP to a broker (scripts/bench.sh does)"
@@ -174,9 +187,10 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         .ensure_topics(&names, 3, 1)
         .await
         .expect("topics can be created");
+    let events = payloads(backlog);
     let mut sink = Sink::Kafka(KafkaSink::new(&settings).expect("producer settings"));
-    for (kind, key, payload) in payloads(backlog) {
-        sink.send(topics.name(kind), key.as_bytes(), &payload)
+    for (kind, key, payload) in &events {
+        sink.send(topics.name(*kind), key.as_bytes(), payload)
             .await
             .expect("Kafka sends do not fail with I/O errors");
     }
@@ -210,6 +224,14 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         text.trim()
     );
 
+    let (rows, secs) = duckdb_reader(&events);
+    drop(events);
+    let ceiling = rows as f64 / secs;
+    println!(
+        "DuckDB's own reader    {ceiling:>10.0} rows/s   ({rows} rows from NDJSON files in {secs:.2} s; load reaches {:.2}x of it)",
+        ours / ceiling
+    );
+
     // The ceiling: the same messages read by a consumer that does nothing but count.
     match count_messages(bootstrap, &topics) {
         Ok((counted, secs)) => {
@@ -221,6 +243,64 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         }
         Err(stalled) => println!("plain consumer         stalled: {stalled}"),
     }
+}
+
+/// The ceiling load is measured against: `events` written to one NDJSON file per
+/// table (not timed), then ingested by DuckDB's own JSON reader, on all its threads
+/// and with its default settings, into a fresh file holding the same tables: one
+/// transaction per table, then a checkpoint, as a load ends. Returns the rows
+/// ingested and the seconds taken.
+fn duckdb_reader(events: &[(EventKind, String, Vec<u8>)]) -> (u64, f64) {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = |kind: EventKind| dir.join(format!("{kind}.ndjson"));
+    let mut files: Vec<_> = EventKind::ALL
+        .iter()
+        .map(|&kind| {
+            std::io::BufWriter::new(std::fs::File::create(file(kind)).expect("NDJSON file"))
+        })
+        .collect();
+    for (kind, _, payload) in events {
+        let out = &mut files[EventKind::ALL
+            .iter()
+            .position(|k| k == kind)
+            .expect("a kind")];
+        out.write_all(payload)
+            .and_then(|()| out.write_all(b"\n"))
+            .expect("NDJSON written");
+    }
+    for mut out in files {
+        out.flush().expect("NDJSON written");
+    }
+
+    let conn = duckdb::Connection::open(dir.join("reader.duckdb")).expect("a DuckDB file");
+    let schema = "iot_stream";
+    iot_load::destination::duckdb::schema::prepare(&conn, schema).expect("the tables");
+    let started = Instant::now();
+    let mut rows = 0;
+    for kind in EventKind::ALL {
+        let sql = format!(
+            "BEGIN; INSERT INTO {schema}.{} BY NAME SELECT * FROM read_json('{}', format = 'newline_delimited'); COMMIT;",
+            iot_load::tables::events(kind).name,
+            file(kind).display()
+        );
+        conn.execute_batch(&sql).expect("DuckDB reads its NDJSON");
+    }
+    conn.execute_batch("CHECKPOINT").expect("a checkpoint");
+    let secs = started.elapsed().as_secs_f64();
+    for kind in EventKind::ALL {
+        let sql = format!(
+            "SELECT count(*) FROM {schema}.{}",
+            iot_load::tables::events(kind).name
+        );
+        rows += conn
+            .query_row(&sql, [], |r| r.get::<_, u64>(0))
+            .expect("a count");
+    }
+    drop(conn);
+    let _ = std::fs::remove_dir_all(dir);
+    (rows, secs)
 }
 
 /// Asks a group's committed offsets, which waits until the broker has a group
