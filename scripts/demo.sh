@@ -19,24 +19,27 @@ trap stop_broker EXIT
 
 # Release binaries, so that the summary shows the loader's real speed; DuckDB itself
 # is the prebuilt library, so the tests' debug build compiles nothing of it again.
-# simulate first, so that events are in the broker before load, the larger build
-# (Arrow, Snowflake), compiles.
-build() {
-  echo "== building $1 (release; the first build of each takes several minutes)" >&2
-  cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin "$1"
-}
+# Both programs in one cargo run, so that the crates they share are built once with
+# the same features, while the broker installs (Maven) and starts beside it.
 bin=$CARGO_TARGET_DIR/release
 "$repo/scripts/libduckdb.sh" install
-build simulate
-
-echo "== starting the local broker" >&2
-"$repo/scripts/broker.sh" start
+broker_log=$(mktemp)
+echo "== starting the local broker while the programs build" >&2
+"$repo/scripts/broker.sh" start >"$broker_log" 2>&1 &
+broker=$!
+echo "== building simulate and load (release; the first build takes several minutes)" >&2
+cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin simulate --bin load
+if ! wait "$broker"; then
+  cat "$broker_log" >&2
+  exit 1
+fi
+cat "$broker_log" >&2
+rm -f "$broker_log"
 servers=127.0.0.1:$BROKER_PORT
 
 echo "== simulate: Potsdam to Leipzig, three vehicles, full speed" >&2
 "$bin/simulate" --from Potsdam --to Leipzig --speed max --bootstrap-servers "$servers"
 
-build load
 echo "== load: into $db" >&2
 "$bin/load" --dest duckdb --duckdb-file "$db" --bootstrap-servers "$servers" --show-trips
 
