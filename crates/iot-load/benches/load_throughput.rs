@@ -218,6 +218,11 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         .expect("the bench can run itself");
     let secs = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the bench's load failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let ours = backlog as f64 / secs;
     println!(
         "end to end             {ours:>10.0} rows/s   ({backlog} messages from broker {bootstrap} in {secs:.2} s; {})",
@@ -387,6 +392,8 @@ fn bench_topics() -> Topics {
 }
 
 fn load_child(bootstrap: &str) {
+    // Its log (RUST_LOG, as load's) goes to the parent, which shows it only on failure.
+    iot_cli::init_logging();
     let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let options = Options {
