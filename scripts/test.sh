@@ -20,6 +20,13 @@ analytics_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/analytics-venv
 case ${IOT_TEST_STAGE:-} in
   "")
     scripts/libduckdb.sh install
+    # The debug build runs while the rest installs: compiling takes both cores, the
+    # installs mostly the network and the disk. On a fresh machine this saves the
+    # shorter of the two (about four minutes here).
+    build_log=$(mktemp)
+    cargo test --workspace --no-run "$@" >"$build_log" 2>&1 &
+    build=$!
+    trap 'kill "$build" 2>/dev/null || true' EXIT
     # The DuckDB 1.4 reader the compatibility test uses, in a virtualenv of its own.
     duckdb_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/duckdb-1.4-venv
     scripts/venv.sh "$duckdb_venv" 'duckdb==1.4.4'
@@ -44,6 +51,13 @@ case ${IOT_TEST_STAGE:-} in
       fi
     fi
     scripts/broker.sh install
+    scripts/snowflake-emulator.sh install
+    if ! wait "$build"; then
+      cat "$build_log" >&2
+      exit 1
+    fi
+    trap - EXIT
+    rm -f "$build_log"
     IOT_TEST_STAGE=kafka exec scripts/broker.sh with \
       scripts/snowflake-emulator.sh with "$0" "$@"
     ;;
