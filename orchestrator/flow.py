@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,11 @@ def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["--serve"]:
         every = int(os.environ.get("IOT_FLOW_EVERY", "300"))
+        # Ctrl-C becomes the SIGTERM on which Prefect's runner stops gracefully
+        # (in-flight runs cancelled, then the loop ends). A KeyboardInterrupt instead
+        # lands wherever the loop happens to be, and was seen swallowed there: the
+        # runner went on starting runs every few seconds.
+        signal.signal(signal.SIGINT, lambda *_: signal.raise_signal(signal.SIGTERM))
         pipeline.serve(name="iot-pipeline", interval=every, parameters={"load_args": args[1:]})
         return
     state = pipeline(args, return_state=True)
