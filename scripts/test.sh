@@ -4,10 +4,9 @@
 # generation reads our files, the Snowflake emulator fakesnow, the dashboard's
 # packages, dbt's and Prefect's, each Python set in a virtualenv of its own under the cache,
 # and Debian's chromium), starts a private Apache Kafka and emulator on free ports,
-# runs ruff over the Python, then `cargo test --workspace` and the dashboard's and
-# the analytics layer's pytest side by side against them, and stops them again.
-# Extra arguments go to cargo test (e.g. scripts/test.sh -- killed, for the tests
-# whose names contain "killed").
+# runs `cargo test --workspace`, ruff over the Python, and the dashboard's and the
+# analytics layer's pytest against them, and stops them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
+# killed, for the tests whose names contain "killed").
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,31 +66,13 @@ case ${IOT_TEST_STAGE:-} in
       IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL \
       IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON
     unset IOT_TEST_STAGE
+    cargo test --workspace "$@"
     "$analytics_venv/bin/ruff" format --check dashboard analytics orchestrator tests/python
     "$analytics_venv/bin/ruff" check dashboard analytics orchestrator tests/python
-    # The dashboard's and the analytics layer's tests (on files the binaries built
-    # above make, through the same broker and emulator) run beside cargo's: every
-    # suite spends most of its time waiting (on the broker, on the emulator's
-    # deliberately slow commits, on dbt, on a browser), so side by side they end
-    # in about the time of the longest, where one after the other took 19 minutes
-    # on a fresh 2-core machine. Each Python suite's output is printed when it ends.
-    logs=$(mktemp -d)
-    (cd dashboard && exec "$dashboard_venv/bin/python" -m pytest) >"$logs/dashboard" 2>&1 &
-    dashboard=$!
-    (cd analytics && exec "$analytics_venv/bin/python" -m pytest) >"$logs/analytics" 2>&1 &
-    analytics=$!
-    failed=()
-    cargo test --workspace "$@" || failed+=("cargo test")
-    wait "$dashboard" || failed+=("the dashboard's pytest")
-    echo "== the dashboard's tests (dashboard/)"
-    cat "$logs/dashboard"
-    wait "$analytics" || failed+=("the analytics layer's pytest")
-    echo "== the analytics layer's tests (analytics/)"
-    cat "$logs/analytics"
-    rm -rf "$logs"
-    if ((${#failed[@]})); then
-      printf 'test: failed: %s\n' "${failed[@]}" >&2
-      exit 1
-    fi
+    # The dashboard and the analytics layer, on files the binaries just built make,
+    # through the same broker.
+    (cd dashboard && "$dashboard_venv/bin/python" -m pytest)
+    cd analytics
+    exec "$analytics_venv/bin/python" -m pytest
     ;;
 esac
