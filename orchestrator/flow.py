@@ -113,7 +113,11 @@ def main() -> None:
         # lands wherever the loop happens to be, and was seen swallowed there: the
         # runner went on starting runs every few seconds.
         signal.signal(signal.SIGINT, lambda *_: signal.raise_signal(signal.SIGTERM))
-        pipeline.serve(name="iot-pipeline", interval=every, parameters={"load_args": args[1:]})
+        # One run at a time: a run falling due while the last one still loads or
+        # builds waits for it, rather than fighting it for the DuckDB file.
+        pipeline.serve(
+            name="iot-pipeline", interval=every, parameters={"load_args": args[1:]}, limit=1
+        )
         return
     state = pipeline(args, return_state=True)
     # What the flow returned, or the exception that failed it.

@@ -22,6 +22,9 @@ source "$repo/scripts/dotenv.sh"
 "$repo/scripts/venv.sh" "$venv" -r "$repo/orchestrator/requirements.txt"
 export PREFECT_HOME=${PREFECT_HOME:-$cache/prefect}
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
+# Prefect's temporary server (one run, no --serve) gets 2 minutes to start rather
+# than 20 s: on a busy 2-core machine it was seen to take longer, and the run failed.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}
 mkdir -p "$PREFECT_HOME"
 
 # Prefect's ephemeral mode runs a flow but schedules nothing: --serve without a
