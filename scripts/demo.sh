@@ -14,7 +14,12 @@ db=${DEMO_DUCKDB_FILE:-$PWD/iot_service.duckdb}
 
 BROKER_PORT=${BROKER_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export BROKER_PORT BROKER_DIR=${BROKER_DIR:-$repo/.local/broker}
-stop_broker() { "$repo/scripts/broker.sh" stop; }
+# A start still under way (it runs beside the build) is waited for first, so that
+# a failed build leaves no broker behind.
+stop_broker() {
+  if [[ -n ${broker:-} ]]; then wait "$broker" 2>/dev/null || true; fi
+  "$repo/scripts/broker.sh" stop
+}
 trap stop_broker EXIT
 
 # Release binaries, so that the summary shows the loader's real speed; DuckDB itself

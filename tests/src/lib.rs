@@ -545,12 +545,18 @@ print(json.dumps([[text(v) for v in row] for row in rows]))
 
     /// The first value of `sql` as a number.
     pub fn query_i64(&self, database: &str, sql: &str) -> i64 {
-        let rows = self.query(database, sql);
+        self.try_query_i64(database, sql)
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// The first value of `sql` as a number, or the client's error.
+    pub fn try_query_i64(&self, database: &str, sql: &str) -> Result<i64, String> {
+        let rows = self.try_query(database, sql)?;
         rows.first()
             .and_then(|row| row.first())
             .and_then(|v| v.as_deref())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{sql}: no number in {rows:?}"))
+            .ok_or_else(|| format!("no number in {rows:?}"))
     }
 }
 

@@ -101,7 +101,12 @@ impl Fixture {
     }
 
     fn count(&self, table: &str) -> i64 {
-        self.snowflake.query_i64(
+        self.try_count(table)
+            .unwrap_or_else(|error| panic!("counting {table}: {error}"))
+    }
+
+    fn try_count(&self, table: &str) -> Result<i64, String> {
+        self.snowflake.try_query_i64(
             DATABASE,
             &format!("SELECT count(*) FROM {}.{table}", self.schema),
         )
@@ -118,17 +123,11 @@ impl Fixture {
     fn rows_if_created(&self) -> Option<u64> {
         let mut rows = 0;
         for kind in EventKind::ALL {
-            let sql = format!(
-                "SELECT count(*) FROM {}.{}",
-                self.schema,
-                kind.default_topic()
-            );
-            match self.snowflake.try_query(DATABASE, &sql) {
-                Ok(answer) => {
-                    rows += count_of(&answer).unwrap_or_else(|| panic!("{sql}: {answer:?}"))
-                }
+            let table = kind.default_topic();
+            match self.try_count(table) {
+                Ok(count) => rows += count as u64,
                 Err(error) if error.contains("does not exist") => return None,
-                Err(error) => panic!("{sql}: {error}"),
+                Err(error) => panic!("counting {table}: {error}"),
             }
         }
         Some(rows)
@@ -616,9 +615,4 @@ fn cron_loaders_started_together_each_load_a_share() {
     f.assert_each_offset_once();
     assert_eq!(f.rows() as u64, produced);
     assert_no_lag(&f);
-}
-
-/// The number a `SELECT count(*)` answered.
-fn count_of(answer: &[Vec<Option<String>>]) -> Option<u64> {
-    answer.first()?.first()?.as_deref()?.parse().ok()
 }
