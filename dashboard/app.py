@@ -280,7 +280,11 @@ def weather_page() -> None:
     st.line_chart(weather, x="period", y="temperature_c")
     left, right = st.columns(2)
     left.subheader("Precipitation, mm/h")
-    left.bar_chart(weather, x="period", y="precipitation_mm_h")
+    if weather["precipitation_mm_h"].gt(0).any():
+        left.bar_chart(weather, x="period", y="precipitation_mm_h")
+    else:
+        # A chart of zeros draws no bars and a lone "0.000000" tick.
+        left.caption("None fell along the routes in these readings.")
     right.subheader("Wind, km/h")
     right.line_chart(weather, x="period", y="wind_speed_kmh")
     st.dataframe(weather, hide_index=True, width="stretch")

@@ -94,7 +94,11 @@ def test_weather_is_averaged_over_time(monkeypatch, fleet_file):
         "FROM iot_stream.weather_data",
     )[0][0]
     assert buckets > 0
-    assert len(app.dataframe[0].value) == buckets
+    shown = app.dataframe[0].value
+    assert len(shown) == buckets
+    # Precipitation is charted when any fell, else said in words.
+    said_none = any("None fell" in c.value for c in app.caption)
+    assert said_none == (not shown["precipitation_mm_h"].gt(0).any())
 
 
 def test_pipeline_health_shows_the_runs_and_offsets(monkeypatch, fleet_file, fleet_topics):

@@ -115,10 +115,10 @@ def screenshots() -> Path:
     return folder
 
 
-def open_page(browser, url: str, name: str, ready) -> str:
+def open_page(browser, url: str, name: str, ready, shot: str = "") -> str:
     """Opens page `name` from the sidebar, waits until `ready(text)` holds for the
-    page's text, checks that no exception is shown, saves a screenshot; returns the
-    text."""
+    page's text, checks that no exception is shown, saves a screenshot (named after
+    the page, or `shot`); returns the text."""
     browser.get(url)
     wait = WebDriverWait(browser, 60)
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] label'))
@@ -131,7 +131,13 @@ def open_page(browser, url: str, name: str, ready) -> str:
     def loaded(b) -> bool:
         nonlocal text
         text = b.find_element(By.TAG_NAME, "body").text
-        return ready(text)
+        # While a page runs, Streamlit keeps the last page's elements on screen,
+        # marked stale: the page is whole when its run is over and none is left.
+        return (
+            ready(text)
+            and not b.find_elements(By.CSS_SELECTOR, '[data-stale="true"]')
+            and not b.find_elements(By.CSS_SELECTOR, '[data-testid^="stStatusWidgetRunning"]')
+        )
 
     try:
         wait.until(loaded)
@@ -139,9 +145,9 @@ def open_page(browser, url: str, name: str, ready) -> str:
         pytest.fail(f"{name}: the page never showed what it should; it shows:\n{text}")
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), text
     assert "Error" not in text, text
-    shot = screenshots() / (name.lower().replace(" ", "-") + ".png")
-    browser.save_screenshot(str(shot))
-    print(f"{name}: {shot}")
+    path = screenshots() / ((shot or name.lower().replace(" ", "-")) + ".png")
+    browser.save_screenshot(str(path))
+    print(f"{name}: {path}")
     return text
 
 
@@ -161,7 +167,7 @@ def test_every_page_renders_the_file_in_a_real_browser(dashboard, browser, fleet
     text = open_page(browser, dashboard, "Trips", lambda t: "Cameras passed" in t)
     assert f"Trips\n{trips}" in text, text
     open_page(browser, dashboard, "Incidents", lambda t: "Median time to resolve" in t)
-    open_page(browser, dashboard, "Weather", lambda t: "Temperature" in t)
+    open_page(browser, dashboard, "Weather", lambda t: "Wind, km/h" in t)
     # The fixture loaded everything: the broker's ends are the stored offsets.
     open_page(browser, dashboard, "Pipeline health", lambda t: "Messages not loaded yet\n0" in t)
 
@@ -175,7 +181,13 @@ def test_load_beside_a_refreshing_dashboard_exits_0_and_every_row_lands(browser,
     simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "1")
     load(topics, "--dest", "duckdb", "--duckdb-file", live, group=live.stem + topics[1])
     with serve(DUCKDB_FILE=str(live), DASHBOARD_REFRESH="1", **topic_variables(topics)) as url:
-        open_page(browser, url, "Pipeline health", lambda t: "Messages not loaded yet" in t)
+        open_page(
+            browser,
+            url,
+            "Pipeline health",
+            lambda t: "Messages not loaded yet" in t,
+            shot="live-before-loads",
+        )
         for seed in range(2, 5):
             simulate(topics, "--vehicles", "3", "--duration", "20m", "--seed", str(seed))
             # Small batches: many commits, each meeting the page's reads.
@@ -196,7 +208,11 @@ def test_load_beside_a_refreshing_dashboard_exits_0_and_every_row_lands(browser,
         assert distinct == sent, "no message twice"
         # The page caught up on its own: nothing left to load, as the broker says.
         text = open_page(
-            browser, url, "Pipeline health", lambda t: "Messages not loaded yet\n0" in t
+            browser,
+            url,
+            "Pipeline health",
+            lambda t: "Messages not loaded yet\n0" in t,
+            shot="live-after-loads",
         )
         runs = truth(live, "SELECT count(*) FROM iot_stream._loads")[0][0]
         assert f"Runs\n{runs}" in text, text
