@@ -3,7 +3,7 @@
 #
 #   scripts/broker.sh start      install the broker if missing, start it, wait until it answers
 #   scripts/broker.sh stop       stop it (the data stays in its directory)
-#   scripts/broker.sh status     exit 0 if it is running and answering
+#   scripts/broker.sh status     exit 0 if it is running and answering; prints its address
 #   scripts/broker.sh install    only install the broker
 #   scripts/broker.sh with CMD   run CMD against a private broker on a free port, with its
 #                                data in a temporary directory, then stop it; CMD finds it
@@ -18,15 +18,14 @@
 #
 # It runs Apache Kafka itself (Java 17 or later and Maven needed): the jars from
 # Maven Central (config/kafka/pom.xml) in KRaft mode with
-# config/kafka/server.properties. BROKER_PORT (default 9092) and BROKER_DIR
-# (default .local/broker in the repository) choose where it listens and keeps its
-# data.
+# config/kafka/server.properties. BROKER_PORT (default 9092, or the port of the
+# broker already running from BROKER_DIR) and BROKER_DIR (default .local/broker in
+# the repository) choose where it listens and keeps its data.
 set -euo pipefail
 
 KAFKA_VERSION=4.1.1
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}
-port=${BROKER_PORT:-9092}
 dir=${BROKER_DIR:-$repo/.local/broker}
 
 say() { printf 'broker: %s\n' "$*" >&2; }
@@ -40,12 +39,21 @@ java_17() {
 # Only Apache Kafka now: the name stays, for the files and messages below.
 BROKER=kafka
 
-# Where a broker in $dir keeps its process id and log.
+# Where a broker in $dir keeps its process id, its port and its log.
 files() {
   pidfile=$dir/$BROKER.pid
+  portfile=$dir/$BROKER.port
   log=$dir/$BROKER.log
 }
 files
+
+running() {
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+# The port of the broker already running from $dir, else BROKER_PORT or 9092.
+running_port() { running && [[ -f $portfile ]] && cat "$portfile"; }
+port=${BROKER_PORT:-$(running_port || echo 9092)}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -124,6 +132,7 @@ kafka_start() {
   read -ra heap <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
   nohup "${kafka_jvm[@]}" "${heap[@]}" kafka.Kafka "$properties" >"$log" 2>&1 &
   echo $! >"$pidfile"
+  echo "$port" >"$portfile"
 }
 
 # The broker logs this line once it serves requests; a listening socket alone
@@ -136,11 +145,14 @@ answering() {
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
 }
 
-running() {
-  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
-}
-
 start() {
+  local theirs
+  if theirs=$(running_port) && [[ $theirs != "$port" ]]; then
+    # Two brokers over one data folder would fight over its lock and its data.
+    say "$BROKER already runs from $dir on 127.0.0.1:$theirs (pid $(cat "$pidfile")), not on $port:" \
+      "use that one, stop it (scripts/broker.sh stop) or set BROKER_DIR to another folder"
+    exit 1
+  fi
   if running && answering; then
     say "$BROKER already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"
     return 0
@@ -170,7 +182,7 @@ start() {
 stop() {
   if ! running; then
     say "not running"
-    rm -f "$pidfile"
+    rm -f "$pidfile" "$portfile"
     return 0
   fi
   local pid
@@ -182,7 +194,7 @@ stop() {
     sleep 0.1
   done
   kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$portfile"
   say "stopped"
 }
 
@@ -200,11 +212,11 @@ case ${1:-} in
   start) start ;;
   with) shift; with "$@" ;;
   stop) stop ;;
-  status) running && answering ;;
+  status) running && answering && echo "127.0.0.1:$port" ;;
   install) "${BROKER}_install" ;;
   kafka-*) kafka_tool "$@" ;;
   *)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole job end to end on one machine, with no Docker and no API keys: start a
 # local broker, drive three vehicles from Potsdam to Leipzig at full speed, load
-# everything into iot_service.duckdb, print what landed, stop the broker.
+# everything into iot_service.duckdb, print what landed, stop the broker (one
+# already running from .local/broker, started by scripts/broker.sh start, is used
+# instead and left running).
 #
 # Run it again and it adds a new set of trips: the broker keeps its data in
 # .local/broker and the loader continues from the offsets stored in the file.
@@ -12,14 +14,24 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
 db=${DEMO_DUCKDB_FILE:-$PWD/iot_service.duckdb}
 
-BROKER_PORT=${BROKER_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-export BROKER_PORT BROKER_DIR=${BROKER_DIR:-$repo/.local/broker}
-# A start still under way (it runs beside the build) is waited for first, so that
-# a failed build leaves no broker behind.
-stop_broker() {
-  if [[ -n ${broker:-} ]]; then wait "$broker" 2>/dev/null || true; fi
-  "$repo/scripts/broker.sh" stop
-}
+export BROKER_DIR=${BROKER_DIR:-$repo/.local/broker}
+# A broker already running from that folder (scripts/broker.sh start) is used as it
+# is and left running; otherwise the demo starts one on a free port and stops it.
+if servers=$("$repo/scripts/broker.sh" status); then
+  echo "== using the broker already running on $servers" >&2
+  stop_broker() { :; }
+else
+  own_broker=yes
+  BROKER_PORT=${BROKER_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  export BROKER_PORT
+  servers=127.0.0.1:$BROKER_PORT
+  # A start still under way (it runs beside the build) is waited for first, so that
+  # a failed build leaves no broker behind.
+  stop_broker() {
+    if [[ -n ${broker:-} ]]; then wait "$broker" 2>/dev/null || true; fi
+    "$repo/scripts/broker.sh" stop
+  }
+fi
 trap stop_broker EXIT
 
 # Release binaries, so that the summary shows the loader's real speed; DuckDB itself
@@ -29,18 +41,19 @@ trap stop_broker EXIT
 bin=$CARGO_TARGET_DIR/release
 "$repo/scripts/libduckdb.sh" install
 broker_log=$(mktemp)
-echo "== starting the local broker while the programs build" >&2
-"$repo/scripts/broker.sh" start >"$broker_log" 2>&1 &
-broker=$!
+if [[ -n ${own_broker:-} ]]; then
+  echo "== starting the local broker while the programs build" >&2
+  "$repo/scripts/broker.sh" start >"$broker_log" 2>&1 &
+  broker=$!
+fi
 echo "== building simulate and load (release; the first build takes several minutes)" >&2
 cargo build --quiet --release --manifest-path "$repo/Cargo.toml" --bin simulate --bin load
-if ! wait "$broker"; then
+if [[ -n ${broker:-} ]] && ! wait "$broker"; then
   cat "$broker_log" >&2
   exit 1
 fi
 cat "$broker_log" >&2
 rm -f "$broker_log"
-servers=127.0.0.1:$BROKER_PORT
 
 echo "== simulate: Potsdam to Leipzig, three vehicles, full speed" >&2
 "$bin/simulate" --from Potsdam --to Leipzig --speed max --bootstrap-servers "$servers"
