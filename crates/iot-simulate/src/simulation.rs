@@ -218,30 +218,39 @@ mod tests {
 
     #[test]
     fn gps_speed_agrees_with_the_distance_between_fixes() {
-        let events = run(2, SimulationOptions::default());
+        // Every fix, the last one at the destination too, within what the analytics
+        // layer's physics test allows (analytics/data_tests): 2% or 1 km/h, since
+        // coordinates carry 6 decimals.
+        let events: Vec<Event> = (0..20)
+            .flat_map(|seed| {
+                run(
+                    3,
+                    SimulationOptions {
+                        seed,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
         for readings in gps_by_device(&events).values() {
-            let mut gaps: Vec<f64> = readings
-                .windows(2)
-                .filter(|w| w[1].speed_kmh > 5.0)
-                .map(|w| {
-                    let a = GeoPoint {
-                        lat: w[0].lat,
-                        lon: w[0].lon,
-                    };
-                    let b = GeoPoint {
-                        lat: w[1].lat,
-                        lon: w[1].lon,
-                    };
-                    let hours = (w[1].timestamp.millis() - w[0].timestamp.millis()) as f64 / 3.6e6;
-                    let implied = a.distance_m(b) / 1000.0 / hours;
-                    (implied - w[1].speed_kmh).abs() / w[1].speed_kmh
-                })
-                .collect();
-            gaps.sort_by(f64::total_cmp);
-            let median = gaps[gaps.len() / 2];
-            let p99 = gaps[gaps.len() * 99 / 100];
-            assert!(median < 0.01, "median gap {median}");
-            assert!(p99 < 0.05, "99th percentile gap {p99}");
+            for w in readings.windows(2) {
+                let a = GeoPoint {
+                    lat: w[0].lat,
+                    lon: w[0].lon,
+                };
+                let b = GeoPoint {
+                    lat: w[1].lat,
+                    lon: w[1].lon,
+                };
+                let hours = (w[1].timestamp.millis() - w[0].timestamp.millis()) as f64 / 3.6e6;
+                let implied = a.distance_m(b) / 1000.0 / hours;
+                let speed = w[1].speed_kmh;
+                assert!(
+                    (implied - speed).abs() <= (0.02 * speed).max(1.0),
+                    "a fix at {} says {speed} km/h, its track {implied} km/h",
+                    w[1].timestamp.millis()
+                );
+            }
         }
     }
 

@@ -20,6 +20,8 @@ use crate::seed;
 /// Gentle acceleration and braking of ordinary traffic, m/s².
 const ACCELERATION: f64 = 1.2;
 const BRAKING: f64 = 2.5;
+/// Closer than this to its destination, metres, a vehicle is there.
+const ARRIVED_WITHIN_M: f64 = 0.5;
 
 #[derive(Debug)]
 pub struct Vehicle {
@@ -117,7 +119,12 @@ impl Vehicle {
                 .min(to_stop)
                 .max(1.0);
             let v1 = target.clamp(v0 - BRAKING * dt, v0 + ACCELERATION * dt);
-            let ds = ((v0 + v1) / 2.0 * dt).min(length - self.s);
+            let mut ds = ((v0 + v1) / 2.0 * dt).min(length - self.s);
+            if length - (self.s + ds) < ARRIVED_WITHIN_M {
+                // The last bit is driven in this tick, so that the speed reported
+                // covers all of the move.
+                ds = length - self.s;
+            }
             self.s += ds;
             self.v = v1;
             self.odometer_km += ds / 1000.0;
@@ -132,10 +139,7 @@ impl Vehicle {
             0.0
         };
         let to_m = self.s;
-        if length - self.s < 0.5 {
-            self.s = length;
-            self.arrived = true;
-        }
+        self.arrived = length - self.s < ARRIVED_WITHIN_M;
 
         let placed = route.place(self.s, self.segment);
         self.segment = placed.segment;
