@@ -5,7 +5,7 @@
 # packages, dbt's and Prefect's, each Python set in a virtualenv of its own under the cache,
 # and Debian's chromium), starts a private Apache Kafka and emulator on free ports,
 # runs `cargo test --workspace`, ruff over the Python, and the dashboard's and the
-# analytics layer's pytest against them, and stops them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
+# analytics layer's pytest side by side against them, and stops them again. Extra arguments go to cargo test (e.g. scripts/test.sh --
 # killed, for the tests whose names contain "killed").
 set -euo pipefail
 
@@ -70,9 +70,19 @@ case ${IOT_TEST_STAGE:-} in
     "$analytics_venv/bin/ruff" format --check dashboard analytics orchestrator tests/python
     "$analytics_venv/bin/ruff" check dashboard analytics orchestrator tests/python
     # The dashboard and the analytics layer, on files the binaries just built make,
-    # through the same broker.
-    (cd dashboard && "$dashboard_venv/bin/python" -m pytest)
-    cd analytics
-    exec "$analytics_venv/bin/python" -m pytest
+    # through the same broker, side by side: each spends most of its time starting
+    # processes (Streamlit, chromium, dbt, Prefect) that leave the other core free.
+    # Each suite's output is shown whole when it ends.
+    dashboard_log=$(mktemp)
+    (cd dashboard && exec "$dashboard_venv/bin/python" -m pytest) >"$dashboard_log" 2>&1 &
+    dashboard=$!
+    analytics_ok=yes
+    (cd analytics && exec "$analytics_venv/bin/python" -m pytest) || analytics_ok=
+    dashboard_ok=yes
+    wait "$dashboard" || dashboard_ok=
+    echo "== the dashboard's tests" >&2
+    cat "$dashboard_log"
+    rm -f "$dashboard_log"
+    [[ -n $analytics_ok && -n $dashboard_ok ]]
     ;;
 esac

@@ -248,12 +248,13 @@ def test_snowflake_fleet_map_and_trips_match_the_warehouse(monkeypatch, snowflak
 
 
 def test_snowflake_incidents_weather_and_health_match_the_warehouse(
-    monkeypatch, snowflake_fleet, fleet_topics
+    monkeypatch, snowflake_fleet, snowflake_topics
 ):
     (active, resolved) = snowflake_truth(
         snowflake_fleet,
         "SELECT count_if(status = 'active'), count_if(status = 'resolved') FROM {s}.INCIDENTS",
     )[0]
+    assert active + resolved > 0, "the fleet has incidents to show"
     app = snowflake_page("Incidents", monkeypatch, snowflake_fleet)
     assert (metric(app, "Active"), metric(app, "Resolved")) == (str(active), str(resolved))
     periods = snowflake_truth(
@@ -265,7 +266,7 @@ def test_snowflake_incidents_weather_and_health_match_the_warehouse(
     assert len(app.dataframe[0].value) == periods > 0
     runs = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}._LOADS")[0][0]
     partitions = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}._KAFKA_OFFSETS")[0][0]
-    kafka = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap(), **topic_variables(fleet_topics)}
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap(), **topic_variables(snowflake_topics)}
     app = snowflake_page("Pipeline health", monkeypatch, snowflake_fleet, **kafka)
     assert metric(app, "Runs") == str(runs)
     shown = app.dataframe[-1].value
