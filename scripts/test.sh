@@ -6,8 +6,8 @@
 # and Debian's chromium), starts a private Apache Kafka and emulator on free ports,
 # runs the workspace's tests (cargo test), ruff over the Python, and the dashboard's
 # and the analytics layer's pytest side by side against them, and stops them again.
-# Extra arguments go to each cargo test run (e.g. scripts/test.sh -- killed, for the
-# tests whose names contain "killed").
+# Extra arguments go to cargo test (e.g. scripts/test.sh -- killed, for the tests
+# whose names contain "killed").
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,18 +67,7 @@ case ${IOT_TEST_STAGE:-} in
       IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL \
       IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON
     unset IOT_TEST_STAGE
-    # The end-to-end Snowflake tests wait mostly on the emulator and on their
-    # loaders' stalled commits, not on the CPU: four at a time they end in about
-    # 2.5 minutes, not 4. Every other test binary keeps cargo's one test per core.
-    # (--workspace in each run: the same features, so nothing is built again.)
-    end_to_end=()
-    for file in tests/tests/*.rs; do
-      name=$(basename "$file" .rs)
-      [[ $name == snowflake ]] || end_to_end+=(--test "$name")
-    done
-    cargo test --workspace --exclude iot-tests "$@"
-    cargo test --workspace "${end_to_end[@]}" "$@"
-    RUST_TEST_THREADS=${RUST_TEST_THREADS:-4} cargo test --workspace --test snowflake "$@"
+    cargo test --workspace "$@"
     "$analytics_venv/bin/ruff" format --check dashboard analytics orchestrator tests/python
     "$analytics_venv/bin/ruff" check dashboard analytics orchestrator tests/python
     # The dashboard and the analytics layer, on files the binaries just built make,
