@@ -77,13 +77,15 @@ case ${IOT_TEST_STAGE:-} in
     dashboard_log=$(mktemp)
     (cd dashboard && exec "$dashboard_venv/bin/python" -m pytest) >"$dashboard_log" 2>&1 &
     dashboard=$!
-    analytics_ok=yes
-    (cd analytics && exec "$analytics_venv/bin/python" -m pytest) || analytics_ok=
-    dashboard_ok=yes
-    wait "$dashboard" || dashboard_ok=
+    failed=()
+    (cd analytics && exec "$analytics_venv/bin/python" -m pytest) || failed+=("the analytics layer's pytest")
+    wait "$dashboard" || failed+=("the dashboard's pytest")
     echo "== the dashboard's tests" >&2
     cat "$dashboard_log"
     rm -f "$dashboard_log"
-    [[ -n $analytics_ok && -n $dashboard_ok ]]
+    if ((${#failed[@]})); then
+      printf 'test: failed: %s\n' "${failed[@]}" >&2
+      exit 1
+    fi
     ;;
 esac
