@@ -1,5 +1,5 @@
 //! Links DuckDB's prebuilt library for `load`, its tests and benchmarks, and lets
-//! them find it again at run time. The end-to-end tests crate uses this file too.
+//! them find it again at run time. The end-to-end test crates use this file too.
 //!
 //! The library is the one `scripts/libduckdb.sh install` fetches into a cache and
 //! links from the workspace's `.local/duckdb` (or wherever `DUCKDB_LIB_DIR` says).

@@ -46,8 +46,9 @@ pub fn repo() -> PathBuf {
     let tests = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     tests
-        .parent()
-        .expect("the tests crate sits in the repository")
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists())
+        .expect("the test crates sit in the repository, beside Cargo.lock")
         .to_path_buf()
 }
 
