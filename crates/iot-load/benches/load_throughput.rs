@@ -6,9 +6,10 @@
 //!    on its own; no broker involved;
 //! 2. end to end: a backlog produced to the broker at `IOT_BENCH_BOOTSTRAP`, then
 //!    loaded by a child process, whose peak RSS is reported too; then the ceiling:
-//!    the same events written to NDJSON files and ingested by DuckDB's own JSON
-//!    reader into a copy of the same tables, on the same machine with the same broker
-//!    running, and load's rate as a share of it. Skipped when unset.
+//!    the rows load wrote, every column of them, written to NDJSON files and
+//!    ingested by DuckDB's own JSON reader into a copy of the same tables, on the
+//!    same machine with the same broker running, and load's rate as a share of it.
+//!    Skipped when unset.
 //!    `IOT_BENCH_BACKLOG` sets the sizes, comma-separated (default 1,000,000 and
 //!    5,000,000). `IOT_BENCH_KAFKA_SETTINGS` (`key=value,…`) passes librdkafka
 //!    settings to the loader, to try them.
@@ -85,7 +86,8 @@ fn cpu_seconds() -> Option<f64> {
 
 fn main() {
     if let Ok(bootstrap) = std::env::var("IOT_BENCH_CHILD_LOAD") {
-        return load_child(&bootstrap);
+        let file = std::env::var_os("IOT_BENCH_CHILD_FILE").expect("the file to load into");
+        return load_child(&bootstrap, file.as_ref());
     }
     let full = std::env::args().any(|a| a == "--bench");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
@@ -204,12 +206,17 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         report.first_error
     );
 
+    drop(events);
     wait_for_group_coordinator(bootstrap, &topics.vehicle);
 
     // Load in a child process, so that its peak memory is the loader's alone.
+    let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bench.duckdb");
     let started = Instant::now();
     let output = std::process::Command::new(std::env::current_exe().expect("own path"))
         .env("IOT_BENCH_CHILD_LOAD", bootstrap)
+        .env("IOT_BENCH_CHILD_FILE", &file)
         .env(
             "IOT_BENCH_TOPIC_PREFIX",
             &topics.vehicle[..topics.vehicle.len() - "vehicle".len()],
@@ -229,8 +236,8 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
         text.trim()
     );
 
-    let (rows, secs) = duckdb_reader(&events);
-    drop(events);
+    let (rows, secs) = duckdb_reader(&file, &dir);
+    let _ = std::fs::remove_dir_all(dir);
     let ceiling = rows as f64 / secs;
     println!(
         "DuckDB's own reader    {ceiling:>10.0} rows/s   ({rows} rows from NDJSON files in {secs:.2} s; load reaches {:.2}x of it)",
@@ -250,61 +257,48 @@ async fn end_to_end(bootstrap: &str, backlog: usize) {
     }
 }
 
-/// The ceiling load is measured against: `events` written to one NDJSON file per
-/// table (not timed), then ingested by DuckDB's own JSON reader, on all its threads
-/// and with its default settings, into a fresh file holding the same tables: one
+/// The ceiling load is measured against: the rows load wrote to `file`, every
+/// column (the Kafka metadata and load id too, which DuckDB would otherwise leave
+/// NULL and so store for nothing), written to one NDJSON file per table (not timed),
+/// then ingested by DuckDB's own JSON reader, on all its threads and with its
+/// default settings, into a fresh file in `dir` holding the same tables: one
 /// transaction per table, then a checkpoint, as a load ends. Returns the rows
 /// ingested and the seconds taken.
-fn duckdb_reader(events: &[(EventKind, String, Vec<u8>)]) -> (u64, f64) {
-    use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = |kind: EventKind| dir.join(format!("{kind}.ndjson"));
-    let mut files: Vec<_> = EventKind::ALL
-        .iter()
-        .map(|&kind| {
-            std::io::BufWriter::new(std::fs::File::create(file(kind)).expect("NDJSON file"))
-        })
-        .collect();
-    for (kind, _, payload) in events {
-        let out = &mut files[EventKind::ALL
-            .iter()
-            .position(|k| k == kind)
-            .expect("a kind")];
-        out.write_all(payload)
-            .and_then(|()| out.write_all(b"\n"))
-            .expect("NDJSON written");
+fn duckdb_reader(file: &std::path::Path, dir: &std::path::Path) -> (u64, f64) {
+    let schema = "iot_stream";
+    let tables = EventKind::ALL.map(|kind| iot_load::tables::events(kind).name);
+    let ndjson = |table: &str| dir.join(format!("{table}.ndjson"));
+    let written = duckdb::Connection::open(file).expect("load's file");
+    for table in tables {
+        let sql = format!(
+            "COPY (SELECT * FROM {schema}.{table}) TO '{}' (FORMAT json)",
+            ndjson(table).display()
+        );
+        written.execute_batch(&sql).expect("load's rows as NDJSON");
     }
-    for mut out in files {
-        out.flush().expect("NDJSON written");
-    }
+    drop(written);
 
     let conn = duckdb::Connection::open(dir.join("reader.duckdb")).expect("a DuckDB file");
-    let schema = "iot_stream";
     iot_load::destination::duckdb::schema::prepare(&conn, schema).expect("the tables");
     let started = Instant::now();
-    let mut rows = 0;
-    for kind in EventKind::ALL {
+    for table in tables {
         let sql = format!(
-            "BEGIN; INSERT INTO {schema}.{} BY NAME SELECT * FROM read_json('{}', format = 'newline_delimited'); COMMIT;",
-            iot_load::tables::events(kind).name,
-            file(kind).display()
+            "BEGIN; INSERT INTO {schema}.{table} BY NAME SELECT * FROM read_json('{}', format = 'newline_delimited'); COMMIT;",
+            ndjson(table).display()
         );
         conn.execute_batch(&sql).expect("DuckDB reads its NDJSON");
     }
     conn.execute_batch("CHECKPOINT").expect("a checkpoint");
     let secs = started.elapsed().as_secs_f64();
-    for kind in EventKind::ALL {
-        let sql = format!(
-            "SELECT count(*) FROM {schema}.{}",
-            iot_load::tables::events(kind).name
-        );
-        rows += conn
-            .query_row(&sql, [], |r| r.get::<_, u64>(0))
-            .expect("a count");
-    }
-    drop(conn);
-    let _ = std::fs::remove_dir_all(dir);
+    let rows = tables
+        .iter()
+        .map(|table| {
+            conn.query_row(&format!("SELECT count(*) FROM {schema}.{table}"), [], |r| {
+                r.get::<_, u64>(0)
+            })
+            .expect("a count")
+        })
+        .sum();
     (rows, secs)
 }
 
@@ -391,14 +385,12 @@ fn bench_topics() -> Topics {
     }
 }
 
-fn load_child(bootstrap: &str) {
+fn load_child(bootstrap: &str, file: &std::path::Path) {
     // Its log (RUST_LOG, as load's) goes to the parent, which shows it only on failure.
     iot_cli::init_logging();
-    let dir = std::env::temp_dir().join(format!("load-bench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
     let options = Options {
         destination: DestinationOptions::DuckDb(DuckDbOptions {
-            path: dir.join("bench.duckdb"),
+            path: file.to_path_buf(),
             ..DuckDbOptions::default()
         }),
         kafka: KafkaSettings {
@@ -421,5 +413,4 @@ fn load_child(bootstrap: &str) {
         peak_rss_mb().unwrap_or(f64::NAN),
         cpu_seconds().unwrap_or(f64::NAN)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
