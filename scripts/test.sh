@@ -7,8 +7,8 @@
 # runs ruff over the Python and then two lanes side by side against them: the
 # workspace's tests (cargo test) then the analytics layer's pytest, and the Snowflake
 # tests then the dashboard's pytest; and stops them again.
-# Extra arguments go to cargo test (e.g. scripts/test.sh -- killed, for the tests
-# whose names contain "killed").
+# Extra arguments go to each cargo test run (e.g. scripts/test.sh -- killed, for the
+# tests whose names contain "killed").
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
