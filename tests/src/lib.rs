@@ -288,7 +288,7 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    finish(child, limit)
+    wait_for(child, limit).unwrap_or_else(|| panic!("{command:?} did not finish within {limit:?}"))
 }
 
 /// Sends SIGINT (Ctrl-C) to a child.
@@ -306,7 +306,13 @@ pub fn interrupt(child: &std::process::Child) {
 
 /// Waits for a child spawned with piped output, for at most `limit` from now, and
 /// collects what it printed; kills it and fails the test if it takes longer.
-pub fn finish(mut child: std::process::Child, limit: Duration) -> Output {
+pub fn finish(child: std::process::Child, limit: Duration) -> Output {
+    wait_for(child, limit)
+        .unwrap_or_else(|| panic!("a child process did not finish within {limit:?}"))
+}
+
+/// What a child printed, or `None`, the child killed, if it ran longer than `limit`.
+fn wait_for(mut child: std::process::Child, limit: Duration) -> Option<Output> {
     let started = Instant::now();
     // Drain the pipes on threads, or a chatty child blocks on a full pipe.
     let stdout = child.stdout.take().map(drain);
@@ -317,15 +323,15 @@ pub fn finish(mut child: std::process::Child, limit: Duration) -> Output {
         }
         if started.elapsed() > limit {
             let _ = child.kill();
-            panic!("a child process did not finish within {limit:?}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output {
+    Some(Output {
         status,
         stdout: stdout.map(|h| h.join().unwrap()).unwrap_or_default(),
         stderr: stderr.map(|h| h.join().unwrap()).unwrap_or_default(),
-    }
+    })
 }
 
 fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {

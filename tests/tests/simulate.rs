@@ -354,7 +354,7 @@ fn duration_text() -> impl proptest::strategy::Strategy<Value = String> {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::test_runner::Config { cases: 48, ..Default::default() })]
+    #![proptest_config(proptest::test_runner::Config { cases: 48, max_shrink_time: 120_000, ..Default::default() })]
 
     /// Whatever numbers the flags are given: no panic and no hang; the run ends
     /// (exit 0) or the flags are refused (exit 2).

@@ -53,6 +53,11 @@ impl Timestamp {
             .map_or(Self(DateTime::<Utc>::MIN_UTC), Self::new)
     }
 
+    /// Whether the wire can carry this instant: years 0 to 9999, as RFC 3339 has them.
+    pub fn has_wire_form(&self) -> bool {
+        self.wire_form().is_some()
+    }
+
     /// The time from `earlier` to this instant; zero if `earlier` is not earlier.
     pub fn since(&self, earlier: Timestamp) -> std::time::Duration {
         (self.0 - earlier.0).to_std().unwrap_or_default()

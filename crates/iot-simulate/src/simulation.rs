@@ -107,15 +107,26 @@ impl Simulation {
         self.vehicles.len()
     }
 
+    /// Whether the run is over: its duration has gone by, every vehicle has arrived,
+    /// or the clock has run past the last instant an event can carry (year 9999).
     pub fn finished(&self) -> bool {
         let out_of_time = self.options.duration.is_some_and(|d| self.elapsed() > d);
-        out_of_time || self.vehicles.iter().all(|v| v.arrived)
+        out_of_time || !self.now.has_wire_form() || self.vehicles.iter().all(|v| v.arrived)
     }
 
-    /// Advances one tick and appends the events of that tick to `out`. Returns
-    /// `false`, appending nothing, once the run is over.
+    /// Advances to the next tick in which a vehicle drives and appends the events of
+    /// that tick to `out`. Returns `false`, appending nothing, once the run is over.
     pub fn step(&mut self, out: &mut Vec<Event>) -> bool {
+        self.skip_idle_ticks();
         if self.finished() {
+            if !self.now.has_wire_form() {
+                let waiting = self.vehicles.iter().filter(|v| !v.arrived).count();
+                tracing::warn!(
+                    vehicles = waiting,
+                    "the simulated clock passed the year 9999, the last an event can carry: \
+                     ending the run with these vehicles not yet arrived"
+                );
+            }
             return false;
         }
         let tick = Tick {
@@ -138,6 +149,32 @@ impl Simulation {
         }
         self.now = self.now.plus(self.options.tick);
         true
+    }
+
+    /// When no vehicle is on its way, moves the clock on to the first tick in which
+    /// the next one leaves: a long --stagger at --speed max is not thousands of empty
+    /// ticks, and in real time the wait is the same (the run sleeps until then).
+    fn skip_idle_ticks(&mut self) {
+        if self.vehicles.iter().any(|v| v.is_driving(self.now)) {
+            return;
+        }
+        let Some(next) = self
+            .vehicles
+            .iter()
+            .filter(|v| !v.arrived)
+            .map(|v| v.depart)
+            .min()
+        else {
+            return;
+        };
+        const NANOS: u128 = 1_000_000_000;
+        let tick = self.options.tick.as_nanos();
+        let span = next.since(self.now).as_nanos().div_ceil(tick) * tick;
+        let span = Duration::new(
+            u64::try_from(span / NANOS).unwrap_or(u64::MAX),
+            (span % NANOS) as u32,
+        );
+        self.now = self.now.plus(span);
     }
 }
 
@@ -376,6 +413,53 @@ mod tests {
         let start = SimulationOptions::default().start;
         assert!(last.millis() - start.millis() <= 600_000);
         assert!(events.iter().filter(|e| e.kind() == EventKind::Gps).count() > 500);
+    }
+
+    #[test]
+    fn the_clock_skips_the_ticks_in_which_nobody_drives() {
+        // A day and a second apart, on a 7 s tick: the second vehicle's first fix
+        // comes in the first tick at or after it leaves.
+        let stagger = Duration::from_secs(86_401);
+        let options = SimulationOptions {
+            tick: Duration::from_secs(7),
+            stagger,
+            ..Default::default()
+        };
+        let route = Arc::new(offline::route(POTSDAM, LEIPZIG).unwrap());
+        let trip = Trip {
+            route,
+            vehicles: vec![spec(); 2],
+        };
+        let mut sim = Simulation::new(&[trip], options.clone());
+        let (mut events, mut steps) = (Vec::new(), 0);
+        while sim.step(&mut events) {
+            steps += 1;
+        }
+        let mut departures: Vec<i64> = gps_by_device(&events)
+            .values()
+            .map(|r| r[0].timestamp.millis())
+            .collect();
+        departures.sort();
+        assert_eq!(
+            departures[1] - departures[0],
+            86_401_u64.div_ceil(7) as i64 * 7_000
+        );
+        // Each vehicle needs about 650 ticks of 7 s; a day of empty ticks is 12,343.
+        assert!(steps < 2_000, "{steps} steps");
+    }
+
+    #[test]
+    fn the_run_ends_where_the_calendar_does() {
+        let options = SimulationOptions {
+            start: "9999-12-31T23:30:00.000Z".parse().unwrap(),
+            ..Default::default()
+        };
+        let events = run(2, options);
+        assert!(events.iter().all(|e| e.timestamp().has_wire_form()));
+        let last = events.iter().map(Event::timestamp).max().unwrap();
+        assert_eq!(last.to_string(), "9999-12-31T23:59:59.000Z");
+        // The vehicles, an hour and more from their destination, end on the road.
+        assert_eq!(gps_by_device(&events).len(), 2);
     }
 
     #[test]
