@@ -507,6 +507,38 @@ fn ctrl_c_stops_generating_and_delivers_what_was_sent() {
 }
 
 #[test]
+fn ctrl_c_ends_a_run_whose_standard_error_is_closed() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    // At 60x, the drive takes over a minute.
+    let mut child = binary("simulate")
+        .args([
+            "--from", "Potsdam", "--to", "Leipzig", "--speed", "60", "--sink", "stdout",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let rest = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    iot_tests::interrupt(&child);
+    let output = iot_tests::finish(child, Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(0));
+    let rest = rest.join().unwrap();
+    for line in std::iter::once(first.as_str()).chain(rest.lines()) {
+        assert!(
+            serde_json::from_str::<Value>(line.trim_end()).is_ok(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn settings_are_read_from_dot_env() {
     // binary() runs in a fresh directory; a .env there must be read before the flags.
     let mut command = binary("simulate");

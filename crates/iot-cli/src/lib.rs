@@ -20,6 +20,17 @@ pub fn load_dotenv() -> Result<(), String> {
     }
 }
 
+/// `eprintln!` that lets a failed write go. A program whose standard error is
+/// closed (a log reader that died) still finishes its work and exits with its own
+/// status, where `eprintln!` would panic on its summary or a progress line.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Logs to standard error, filtered by `RUST_LOG` (default `info`), in colour only
 /// on a terminal. librdkafka's debug lines pass by default: it writes them only
 /// for the parts named in its `debug` setting (`--kafka-setting debug=cgrp`).
@@ -32,6 +43,10 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        // A failed write (standard error closed: a log reader that died) is let go.
+        // Reported, it would be printed to that same standard error, which panics,
+        // and the panic would take down the task that logged: the Ctrl-C handler.
+        .log_internal_errors(false)
         .init();
 }
 

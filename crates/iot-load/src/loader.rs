@@ -340,7 +340,7 @@ fn describe(batch: &Batch) -> String {
 fn report_progress(ticker: &mut Ticker, load: &LoadRecord, batch: &Batch) {
     if let Some(elapsed) = ticker.due() {
         let rows = load.total_rows();
-        eprintln!(
+        iot_cli::say!(
             "{rows} rows committed ({:.0}/s), {} in the open batch, {} dead letters",
             rows as f64 / elapsed.as_secs_f64(),
             batch.len(),

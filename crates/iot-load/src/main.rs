@@ -186,7 +186,7 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
 
 fn main() -> ExitCode {
     if let Err(e) = iot_cli::load_dotenv() {
-        eprintln!("error: {e}");
+        iot_cli::say!("error: {e}");
         return ExitCode::from(exit::USAGE);
     }
     let cli = Cli::parse();
@@ -198,7 +198,7 @@ fn main() -> ExitCode {
     let duckdb_file = cli.duckdb_file.clone();
     let dataset = cli.dataset.clone();
     if show_trips && matches!(cli.dest, Dest::Snowflake) {
-        eprintln!(
+        iot_cli::say!(
             "error: --show-trips reads the DuckDB file; query the trips in Snowflake instead"
         );
         return ExitCode::from(exit::USAGE);
@@ -206,7 +206,7 @@ fn main() -> ExitCode {
     let options = match options(cli) {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("error: {e}");
+            iot_cli::say!("error: {e}");
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -218,22 +218,22 @@ fn main() -> ExitCode {
     let outcome = match outcome {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(crashed)) => {
-            eprintln!("error: the loader stopped unexpectedly: {crashed}");
+            iot_cli::say!("error: the loader stopped unexpectedly: {crashed}");
             return ExitCode::from(exit::FAILURE);
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            iot_cli::say!("error: {e}");
             return ExitCode::from(exit::FAILURE);
         }
     };
     match outcome {
         Ok(summary) => {
-            eprintln!("{summary}");
+            iot_cli::say!("{summary}");
             if show_trips {
                 match iot_load::report::trips(&duckdb_file, &dataset) {
                     Ok(report) => println!("{report}"),
                     Err(e) => {
-                        eprintln!("error: {}", iot_cli::error_chain(&e));
+                        iot_cli::say!("error: {}", iot_cli::error_chain(&e));
                         return ExitCode::from(exit::DESTINATION);
                     }
                 }
@@ -241,7 +241,7 @@ fn main() -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Err(e) => {
-            eprintln!("error: {}", iot_cli::error_chain(&e));
+            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

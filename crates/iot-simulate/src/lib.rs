@@ -298,7 +298,7 @@ fn report_progress(
     in_flight: usize,
 ) {
     if let Some(elapsed) = ticker.due() {
-        eprintln!(
+        iot_cli::say!(
             "simulated {}  {}/{} vehicles on the road  {} events ({:.0}/s, {} awaiting delivery)",
             simulation.now(),
             simulation.on_the_road(),

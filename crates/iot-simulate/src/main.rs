@@ -232,7 +232,7 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
 
 fn main() -> ExitCode {
     if let Err(e) = iot_cli::load_dotenv() {
-        eprintln!("error: {e}");
+        iot_cli::say!("error: {e}");
         return ExitCode::from(exit::USAGE);
     }
     let cli = Cli::parse();
@@ -243,24 +243,24 @@ fn main() -> ExitCode {
     let options = match options(cli) {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("error: {}", iot_cli::error_chain(&e));
+            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
             return ExitCode::from(e.exit_code());
         }
     };
     let outcome = match iot_cli::run_until_done(|shutdown| iot_simulate::run(options, shutdown)) {
         Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("error: {e}");
+            iot_cli::say!("error: {e}");
             return ExitCode::from(exit::FAILURE);
         }
     };
     match outcome {
         Ok(summary) => {
-            eprintln!("{summary}");
+            iot_cli::say!("{summary}");
             ExitCode::from(summary.exit_code())
         }
         Err(e) => {
-            eprintln!("error: {}", iot_cli::error_chain(&e));
+            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }
