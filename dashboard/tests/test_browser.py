@@ -76,8 +76,12 @@ def serve(**env: str):
 
 @pytest.fixture(scope="module")
 def dashboard(fleet_file, fleet_topics):
+    # The file does not change under this fixture (the live test below has a page
+    # refreshing under loads): a refresh far apart leaves each page time to be seen
+    # whole. At 2 s, CI on a busy machine once waited a minute for the Trips page to
+    # settle and never saw it so: a page that reruns every 2 s may never be idle.
     with serve(
-        DUCKDB_FILE=str(fleet_file), DASHBOARD_REFRESH="2", **topic_variables(fleet_topics)
+        DUCKDB_FILE=str(fleet_file), DASHBOARD_REFRESH="30", **topic_variables(fleet_topics)
     ) as url:
         yield url
 
@@ -142,7 +146,15 @@ def open_page(browser, url: str, name: str, ready, shot: str = "") -> str:
     try:
         wait.until(loaded)
     except TimeoutException:
-        pytest.fail(f"{name}: the page never showed what it should; it shows:\n{text}")
+        path = screenshots() / ((shot or name.lower().replace(" ", "-")) + "-failed.png")
+        browser.save_screenshot(str(path))
+        stale = len(browser.find_elements(By.CSS_SELECTOR, '[data-stale="true"]'))
+        running = browser.find_elements(By.CSS_SELECTOR, '[data-testid^="stStatusWidgetRunning"]')
+        pytest.fail(
+            f"{name}: the page never showed what it should (expected text there: "
+            f"{ready(text)}, stale elements: {stale}, still running: {bool(running)}; "
+            f"screenshot {path}); it shows:\n{text}"
+        )
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), text
     assert "Error" not in text, text
     path = screenshots() / ((shot or name.lower().replace(" ", "-")) + ".png")
