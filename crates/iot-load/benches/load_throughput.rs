@@ -290,11 +290,11 @@ fn load_and_ceiling(bootstrap: &str, topics: &Topics, backlog: usize, run: usize
         text.trim()
     );
 
-    let (rows, secs) = duckdb_reader(&file, &dir);
+    let (rows, secs, cpu) = duckdb_reader(&file, &dir);
     let _ = std::fs::remove_dir_all(dir);
     let ceiling = rows as f64 / secs;
     println!(
-        "DuckDB's own reader    {ceiling:>10.0} rows/s   ({rows} rows from NDJSON files in {secs:.2} s; load reaches {:.2}x of it)",
+        "DuckDB's own reader    {ceiling:>10.0} rows/s   ({rows} rows from NDJSON files in {secs:.2} s, {cpu:.1} s of CPU; load reaches {:.2}x of it)",
         ours / ceiling
     );
     (ours, ceiling)
@@ -306,8 +306,9 @@ fn load_and_ceiling(bootstrap: &str, topics: &Topics, backlog: usize, run: usize
 /// then ingested by DuckDB's own JSON reader, on all its threads and with its
 /// default settings, into a fresh file in `dir` holding the same tables: one
 /// transaction per table, then a checkpoint, as a load ends. Returns the rows
-/// ingested and the seconds taken.
-fn duckdb_reader(file: &std::path::Path, dir: &std::path::Path) -> (u64, f64) {
+/// ingested, the seconds taken and the CPU seconds used (the bench does nothing
+/// else meanwhile).
+fn duckdb_reader(file: &std::path::Path, dir: &std::path::Path) -> (u64, f64, f64) {
     let schema = "iot_stream";
     let tables = EventKind::ALL.map(|kind| iot_load::tables::events(kind).name);
     let ndjson = |table: &str| dir.join(format!("{table}.ndjson"));
@@ -324,6 +325,7 @@ fn duckdb_reader(file: &std::path::Path, dir: &std::path::Path) -> (u64, f64) {
     let conn = duckdb::Connection::open(dir.join("reader.duckdb")).expect("a DuckDB file");
     iot_load::destination::duckdb::schema::prepare(&conn, schema).expect("the tables");
     let started = Instant::now();
+    let cpu_before = cpu_seconds().unwrap_or(f64::NAN);
     for table in tables {
         let sql = format!(
             "BEGIN; INSERT INTO {schema}.{table} BY NAME SELECT * FROM read_json('{}', format = 'newline_delimited'); COMMIT;",
@@ -333,6 +335,7 @@ fn duckdb_reader(file: &std::path::Path, dir: &std::path::Path) -> (u64, f64) {
     }
     conn.execute_batch("CHECKPOINT").expect("a checkpoint");
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().unwrap_or(f64::NAN) - cpu_before;
     let rows = tables
         .iter()
         .map(|table| {
@@ -342,7 +345,7 @@ fn duckdb_reader(file: &std::path::Path, dir: &std::path::Path) -> (u64, f64) {
             .expect("a count")
         })
         .sum();
-    (rows, secs)
+    (rows, secs, cpu)
 }
 
 /// Asks a group's committed offsets, which waits until the broker has a group
