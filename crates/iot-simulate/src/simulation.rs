@@ -419,10 +419,9 @@ mod tests {
     fn the_clock_skips_the_ticks_in_which_nobody_drives() {
         // A day and a second apart, on a 7 s tick: the second vehicle's first fix
         // comes in the first tick at or after it leaves.
-        let stagger = Duration::from_secs(86_401);
         let options = SimulationOptions {
             tick: Duration::from_secs(7),
-            stagger,
+            stagger: Duration::from_secs(86_401),
             ..Default::default()
         };
         let route = Arc::new(offline::route(POTSDAM, LEIPZIG).unwrap());
@@ -430,7 +429,7 @@ mod tests {
             route,
             vehicles: vec![spec(); 2],
         };
-        let mut sim = Simulation::new(&[trip], options.clone());
+        let mut sim = Simulation::new(&[trip], options);
         let (mut events, mut steps) = (Vec::new(), 0);
         while sim.step(&mut events) {
             steps += 1;
