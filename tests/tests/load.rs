@@ -103,6 +103,46 @@ fn assert_each_offset_once(db: &Path) {
 }
 
 #[test]
+fn show_trips_prints_a_line_per_trip_even_to_a_reader_that_stops_early() {
+    let f = Fixture::new();
+    f.simulate(&[
+        "--from",
+        "Potsdam",
+        "--to",
+        "Leipzig",
+        "--vehicles",
+        "2",
+        "--duration",
+        "5m",
+        "--seed",
+        "4",
+    ]);
+    let output = f.load(&["--show-trips"]);
+    let stderr = assert_success(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(f.count("trips"), 2);
+    for trip in query_strings(&f.db, "SELECT trip_id::VARCHAR FROM iot_stream.trips") {
+        // A trip is named by the first block of its id.
+        let line = format!("trip {}", &trip[..8]);
+        assert!(stdout.contains(&line), "{line} not in:\n{stdout}\n{stderr}");
+    }
+
+    // `load --show-trips | head -0`: the pipe is closed before the report.
+    let mut child = f
+        .load_command(&["--show-trips"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = finish(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn loads_everything_once_and_a_second_run_adds_nothing() {
     let f = Fixture::new();
     let produced = f.simulate(&[

@@ -231,7 +231,17 @@ fn main() -> ExitCode {
             iot_cli::say!("{summary}");
             if show_trips {
                 match iot_load::report::trips(&duckdb_file, &dataset) {
-                    Ok(report) => println!("{report}"),
+                    Ok(report) => {
+                        use std::io::Write as _;
+                        // A reader that stopped early (`| head`) is no error of the load's.
+                        match writeln!(std::io::stdout(), "{report}") {
+                            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                                iot_cli::say!("error: cannot print the trips: {e}");
+                                return ExitCode::from(exit::FAILURE);
+                            }
+                            _ => {}
+                        }
+                    }
                     Err(e) => {
                         iot_cli::say!("error: {}", iot_cli::error_chain(&e));
                         return ExitCode::from(exit::DESTINATION);
