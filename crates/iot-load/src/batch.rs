@@ -81,6 +81,17 @@ pub struct OffsetRange {
 
 pub type PartitionKey = (String, i32);
 
+/// How far a kind's list of rows grows past what it needs, and how much room it
+/// keeps from one batch to the next. A batch is reused (the one read and the one
+/// written take turns), and its five lists used to keep all they had grown into,
+/// doubling as they grew: in a long load the mix shifts (the GPS topic ran out
+/// first and the batches after it were all vehicle readings), so the lists held
+/// room for 87,000 rows of 248 bytes where a batch has 50,000: peak RSS over
+/// 5,000,000 messages rose from about 228 MB to 243–260 MB late in the run. Now a
+/// list grows a step at a time and keeps only a step more than the last batch
+/// used: 232–240 MB, the same as the first seconds of the run.
+const ROWS_STEP: usize = 4096;
+
 #[derive(Debug, Default)]
 pub struct Batch {
     rows: [Vec<Row>; 5],
@@ -109,11 +120,17 @@ impl Batch {
             return self.reject(topic, kafka, None, "the message has no payload".into());
         };
         match iot_model::decode(kind, payload) {
-            Ok(decoded) => self.rows[kind as usize].push(Row {
-                kafka,
-                event: decoded.event,
-                extra: decoded.extra,
-            }),
+            Ok(decoded) => {
+                let rows = &mut self.rows[kind as usize];
+                if rows.len() == rows.capacity() {
+                    rows.reserve_exact(ROWS_STEP);
+                }
+                rows.push(Row {
+                    kafka,
+                    event: decoded.event,
+                    extra: decoded.extra,
+                });
+            }
             Err(error) => self.reject(topic, kafka, Some(payload), error.to_string()),
         }
     }
@@ -226,9 +243,14 @@ impl Batch {
         self.messages -= dropped.min(self.messages);
     }
 
-    /// Empties the batch for the next one, keeping the memory it grew into.
+    /// Empties the batch for the next one, keeping a step more room for each kind
+    /// than this one used (see [`ROWS_STEP`]).
     pub fn clear(&mut self) {
-        self.rows.iter_mut().for_each(Vec::clear);
+        for rows in &mut self.rows {
+            let used = rows.len();
+            rows.clear();
+            rows.shrink_to(used + ROWS_STEP);
+        }
         self.dead_letters.clear();
         self.ranges.clear();
         self.opened = None;
@@ -321,6 +343,25 @@ mod tests {
             timestamp: None,
             key: Some(Key::new(b"k")),
         }
+    }
+
+    #[test]
+    fn a_reused_batch_keeps_room_for_what_its_last_use_needed() {
+        let topics = Topics::default();
+        let mut batch = Batch::default();
+        let fill = |batch: &mut Batch, rows: i64| {
+            for offset in 0..rows {
+                batch.add(&topics, "gps_data", meta(offset), Some(GPS.as_bytes()));
+            }
+            batch.clear();
+        };
+        fill(&mut batch, 10_000);
+        let room = batch.rows[EventKind::Gps as usize].capacity();
+        assert!((10_000..10_000 + ROWS_STEP).contains(&room), "{room}");
+        // The mix moved on: this kind came 100 times.
+        fill(&mut batch, 100);
+        let room = batch.rows[EventKind::Gps as usize].capacity();
+        assert!(room <= 100 + ROWS_STEP, "{room}");
     }
 
     #[test]
