@@ -279,15 +279,20 @@ pub fn partition_count(bootstrap: &str, topic: &str) -> usize {
     metadata.topics()[0].partitions().len()
 }
 
-/// Runs a command to its end, with a time limit so that a hang fails the test.
-pub fn run(command: &mut Command, limit: Duration) -> Output {
+/// Starts a command with nothing on its input and its output piped, for [`finish`].
+pub fn spawn(command: &mut Command) -> std::process::Child {
     use std::process::Stdio;
-    let child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary starts");
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"))
+}
+
+/// Runs a command to its end, with a time limit so that a hang fails the test.
+pub fn run(command: &mut Command, limit: Duration) -> Output {
+    let child = spawn(command);
     wait_for(child, limit).unwrap_or_else(|| panic!("{command:?} did not finish within {limit:?}"))
 }
 

@@ -10,7 +10,7 @@ use iot_tests::{
     PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, create_topics,
     delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag, group_progress,
     kill_at_random_points, produce, produce_to, produce_transactions, query_i64, query_strings,
-    read_topic, run, scratch_dir, simulate, simulate_command, topic_args, topic_ends,
+    read_topic, run, scratch_dir, simulate, simulate_command, spawn, topic_args, topic_ends,
     unique_topics, wait_until,
 };
 
@@ -128,13 +128,7 @@ fn show_trips_prints_a_line_per_trip_even_to_a_reader_that_stops_early() {
     }
 
     // `load --show-trips | head -0`: the pipe is closed before the report.
-    let mut child = f
-        .load_command(&["--show-trips"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&mut f.load_command(&["--show-trips"]));
     drop(child.stdout.take());
     let output = finish(child, LIMIT);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -1196,13 +1190,7 @@ fn a_broker_killed_mid_load_loses_nothing() {
         "--seed",
         "9",
     ]);
-    let load = f
-        .load_command(&["--batch-size", "500", "--kafka-timeout", "5s"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("load starts");
-    let mut load = load;
+    let mut load = spawn(&mut f.load_command(&["--batch-size", "500", "--kafka-timeout", "5s"]));
     // The outage strikes a run that has committed part of its work.
     let mut progress = group_progress(&f.bootstrap, &f.group, &f.topics);
     wait_until(LIMIT, "load commits a first batch", || progress() > 0);
@@ -1250,7 +1238,7 @@ fn a_broker_killed_mid_load_loses_nothing() {
 fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
     let broker = PrivateBroker::start();
     let f = Fixture::on(broker.bootstrap.clone());
-    let simulate = simulate_command(
+    let mut simulate = spawn(&mut simulate_command(
         &f.bootstrap,
         &f.topics,
         &[
@@ -1267,12 +1255,7 @@ fn a_broker_killed_mid_simulation_is_ridden_out_and_nothing_is_doubled() {
             "--seed",
             "11",
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("simulate starts");
-    let mut simulate = simulate;
+    ));
     // The outage strikes a run that has delivered part of its events.
     wait_until(LIMIT, "simulate delivers its first events", || {
         topic_ends(&f.bootstrap, &f.topics) > 0

@@ -509,18 +509,11 @@ fn ctrl_c_stops_generating_and_delivers_what_was_sent() {
 #[test]
 fn ctrl_c_ends_a_run_whose_standard_error_is_closed() {
     use std::io::BufRead;
-    use std::process::Stdio;
 
     // At 60x, the drive takes over a minute.
-    let mut child = binary("simulate")
-        .args([
-            "--from", "Potsdam", "--to", "Leipzig", "--speed", "60", "--sink", "stdout",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = iot_tests::spawn(binary("simulate").args([
+        "--from", "Potsdam", "--to", "Leipzig", "--speed", "60", "--sink", "stdout",
+    ]));
     drop(child.stderr.take());
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
