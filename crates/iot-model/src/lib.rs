@@ -7,6 +7,7 @@
 
 mod encode;
 mod event;
+mod flat;
 mod timestamp;
 mod topic;
 mod unknown;

@@ -8,6 +8,7 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::flat;
 use crate::unknown::KeepUnknown;
 use crate::{Event, EventKind, SCHEMA_VERSION};
 
@@ -55,11 +56,16 @@ pub fn decode(kind: EventKind, payload: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(Decoded { event, extra })
 }
 
+/// The quick reader for messages as `simulate` writes them; `serde_json` for the
+/// rest, keeping the fields the model does not know and naming what is wrong.
 fn parse<T: DeserializeOwned>(
     kind: EventKind,
     text: &str,
     unknown: &mut Option<String>,
 ) -> Result<T, DecodeError> {
+    if let Some(value) = flat::from_str(text) {
+        return Ok(value);
+    }
     let mut json = serde_json::Deserializer::from_str(text);
     T::deserialize(KeepUnknown {
         inner: &mut json,
