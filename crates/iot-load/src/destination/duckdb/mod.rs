@@ -265,6 +265,32 @@ mod tests {
     }
 
     #[test]
+    fn a_table_larger_than_one_append_lands_whole_and_in_order() {
+        let (mut duck, path) = scratch("parts.duckdb");
+        let gps = one_of_each()
+            .into_iter()
+            .find(|e| e.kind() == EventKind::Gps)
+            .unwrap();
+        let rows = 2 * write::ROWS_PER_APPEND + 7;
+        let batch = batch_of(&vec![gps; rows]);
+        let mut load = LoadRecord::new("parts".into(), Timestamp::now());
+        load.add(&batch);
+        duck.commit(&batch, &StoredOffsets::new(), &load).unwrap();
+        duck.release();
+
+        let conn = Connection::open(&path).unwrap();
+        let (count, in_order): (usize, bool) = conn
+            .query_row(
+                "SELECT count(*), bool_and(_kafka_offset = n - 1) FROM \
+                 (SELECT _kafka_offset, row_number() OVER () AS n FROM iot_stream.gps_data)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((count, in_order), (rows, true));
+    }
+
+    #[test]
     fn every_value_reads_back_as_the_model_wrote_it() {
         let (mut duck, path) = scratch("roundtrip.duckdb");
         let events = one_of_each();
