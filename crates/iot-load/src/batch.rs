@@ -316,9 +316,14 @@ pub struct BatchPolicy {
 }
 
 impl Default for BatchPolicy {
+    /// 75,000 messages: each commit costs DuckDB about 17 ms whatever its size, and
+    /// each batch leaves a partly filled row group per table; over 5,000,000
+    /// messages, batches of 100,000 spent 1.5 s less committing and closing than
+    /// batches of 50,000, but two of them held in memory peaked at 247-260 MB. 75,000
+    /// peaked at 216-221 MB over 1,000,000 and 5,000,000 messages.
     fn default() -> Self {
         Self {
-            max_messages: 50_000,
+            max_messages: 75_000,
             max_age: Duration::from_secs(5),
         }
     }

@@ -85,7 +85,8 @@ struct Cli {
     lock_timeout: Duration,
 
     /// Messages per transaction.
-    #[arg(long, env = "LOAD_BATCH_SIZE", value_name = "N", default_value_t = 50_000,
+    #[arg(long, env = "LOAD_BATCH_SIZE", value_name = "N",
+          default_value_t = BatchPolicy::default().max_messages as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
 
