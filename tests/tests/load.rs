@@ -134,6 +134,19 @@ fn show_trips_prints_a_line_per_trip_even_to_a_reader_that_stops_early() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A report that cannot be written (a full disk) is an error that says so.
+    let full = std::fs::File::create("/dev/full").expect("/dev/full opens");
+    let child = f
+        .load_command(&["--show-trips"])
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("load starts");
+    let output = finish(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot print the trips"), "{stderr}");
 }
 
 #[test]
