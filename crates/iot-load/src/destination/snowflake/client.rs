@@ -55,6 +55,12 @@ pub fn connect(options: &SnowflakeOptions) -> Result<SnowflakeApi, DestinationEr
         .gzip(true)
         .connect_timeout(Duration::from_secs(10))
         .timeout(options.request_timeout)
+        // Servers and proxies close keep-alive connections left idle (the emulator's
+        // uvicorn after 5 s, load balancers after a minute or so). A statement sent
+        // on one the server is closing fails with "connection closed before message
+        // completed" and costs its batch a retry: a loader backing off for 8 s met
+        // that on every first attempt. A connection idle for 4 s is opened anew.
+        .pool_idle_timeout(Duration::from_secs(4))
         .build()
         .map_err(|e| DestinationError::Open {
             path: endpoint(options),
