@@ -4,6 +4,7 @@
 //! loader last asked.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -105,6 +106,9 @@ impl Changes {
 /// destination's offsets, before librdkafka starts fetching them.
 pub struct Group {
     pub(super) placing: Mutex<Placing>,
+    /// Set when a rebalance left changes or a failure in `placing`: the loader
+    /// looks at this after every poll, and takes the lock only when it is set.
+    pub(super) stirred: AtomicBool,
 }
 
 pub(super) struct Placing {
@@ -142,6 +146,7 @@ impl ConsumerContext for Group {
                 placing.failure.get_or_insert(PlaceError::Kafka(error));
             }
         }
+        self.stirred.store(true, Ordering::Release);
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -12,6 +12,7 @@ mod offsets;
 mod progress;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use iot_kafka::KafkaError;
@@ -66,6 +67,8 @@ pub struct KafkaSource {
     changed: Option<Instant>,
     /// Changes the loader has not taken yet.
     pending: Changes,
+    /// Why placing partitions failed in a rebalance, for the loader's next look.
+    failure: Option<PlaceError>,
 }
 
 /// How long the group waits for a member that stopped answering (killed, or its
@@ -142,6 +145,7 @@ impl KafkaSource {
                 changes: Changes::default(),
                 failure: None,
             }),
+            stirred: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<Group> = config
             .create_with_context(group)
@@ -181,6 +185,7 @@ impl KafkaSource {
             timeout,
             changed: None,
             pending: Changes::default(),
+            failure: None,
         })
     }
 
@@ -188,7 +193,7 @@ impl KafkaSource {
     /// the partitions given, from where they were placed, and no longer those taken;
     /// the caller drops what it holds of those taken.
     pub fn take_changes(&mut self) -> Result<Changes, PlaceError> {
-        if let Some(failure) = lock(&self.consumer.context().placing).failure.take() {
+        if let Some(failure) = self.failure.take() {
             return Err(failure);
         }
         Ok(std::mem::take(&mut self.pending))
@@ -269,13 +274,23 @@ impl KafkaSource {
         timeout: Duration,
     ) -> Result<bool, SourceError> {
         let polled = self.consumer.poll(timeout);
-        let changes = std::mem::take(&mut lock(&self.consumer.context().placing).changes);
-        Self::follow_rebalance(
-            changes,
-            &mut self.partitions,
-            &mut self.changed,
-            &mut self.pending,
-        );
+        // A rebalance runs inside a poll, on this thread; most polls see none, and
+        // skip the lock (two a message cost a few percent of the reading thread).
+        let group = self.consumer.context();
+        if group.stirred.swap(false, Ordering::Acquire) {
+            let mut placing = lock(&group.placing);
+            let changes = std::mem::take(&mut placing.changes);
+            if let Some(failure) = placing.failure.take() {
+                self.failure.get_or_insert(failure);
+            }
+            drop(placing);
+            Self::follow_rebalance(
+                changes,
+                &mut self.partitions,
+                &mut self.changed,
+                &mut self.pending,
+            );
+        }
         let Some(result) = polled else {
             return Ok(false);
         };
