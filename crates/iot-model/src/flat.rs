@@ -86,6 +86,42 @@ fn string_end(bytes: &[u8]) -> Option<usize> {
     Some(at + tail)
 }
 
+/// A number of at most 15 digits and no exponent, such as `simulate` writes
+/// (`52.390595`, `206.9`): its digits as an integer and the power of ten below
+/// them are both exact doubles, so one division rounds it as a full parser would
+/// (Clinger's fast path), at a fraction of the cost of Rust's general parser.
+/// `None` for anything else, which that parser reads.
+fn short_decimal(token: &str) -> Option<f64> {
+    /// The powers of ten a double holds exactly, as far as 15 digits need.
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, bytes) = match token.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        bytes => (false, bytes),
+    };
+    // 15 digits and a point at most; checked first, so `digits` cannot overflow.
+    if bytes.len() > 16 {
+        return None;
+    }
+    let mut digits: u64 = 0;
+    let mut point = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => digits = digits * 10 + u64::from(b - b'0'),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    let fraction = point.map_or(0, |at| bytes.len() - at - 1);
+    if bytes.len() - usize::from(point.is_some()) > 15 {
+        return None;
+    }
+    // Below 10^15, under 2^53: the integer converts exactly.
+    let magnitude = digits as f64 / POWERS[fraction];
+    Some(if negative { -magnitude } else { magnitude })
+}
+
 struct Reader<'de> {
     text: &'de str,
     at: usize,
@@ -212,7 +248,10 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     /// Rust's parser both do; out of range is `serde_json`'s error, not infinity.
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
         let (token, _) = self.number()?;
-        let value: f64 = token.parse().map_err(|_| Declined)?;
+        let value = match short_decimal(token) {
+            Some(value) => value,
+            None => token.parse().map_err(|_| Declined)?,
+        };
         if !value.is_finite() {
             return Err(Declined);
         }
@@ -370,6 +409,37 @@ mod tests {
         ) {
             let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
             prop_assert_eq!(string_end(&bytes), expected);
+        }
+
+        /// Decimals of up to 15 digits read exactly as Rust's parser reads them;
+        /// longer ones, and exponents, are left to it.
+        #[test]
+        fn reads_short_decimals_as_rusts_parser_does(
+            digits in 0u64..1_000_000_000_000_000_000,
+            width in 1usize..=19,
+            point in 0usize..=19,
+            negative in any::<bool>(),
+            exponent in proptest::option::of(-30i32..30),
+        ) {
+            let text = format!("{:0width$}", digits % 10u64.pow(width as u32));
+            let point = point.min(text.len() - 1);
+            let mut token = if point == 0 {
+                text
+            } else {
+                format!("{}.{}", &text[..text.len() - point], &text[text.len() - point..])
+            };
+            if negative {
+                token.insert(0, '-');
+            }
+            if let Some(e) = exponent {
+                token.push_str(&format!("e{e}"));
+            }
+            let quick = short_decimal(&token);
+            prop_assert_eq!(quick.is_some(), exponent.is_none() && width <= 15, "{}", token);
+            if let Some(quick) = quick {
+                let parsed: f64 = token.parse().unwrap();
+                prop_assert_eq!(quick.to_bits(), parsed.to_bits(), "{}", token);
+            }
         }
 
         #[test]
