@@ -275,7 +275,8 @@ impl KafkaSource {
     ) -> Result<bool, SourceError> {
         let polled = self.consumer.poll(timeout);
         // A rebalance runs inside a poll, on this thread; most polls see none, and
-        // skip the lock (two a message cost a few percent of the reading thread).
+        // skip the lock (taken twice a message before, for what happens a few times
+        // a run).
         let group = self.consumer.context();
         if group.stirred.swap(false, Ordering::Acquire) {
             let mut placing = lock(&group.placing);
