@@ -31,6 +31,7 @@ pub(crate) fn run_with<D: Destination + Send + 'static>(
     // the batch in flight, if any, is committed: the writer holds the lock meanwhile).
     let destination = Arc::new(Mutex::new(destination));
     let writer = Writer::spawn(Arc::clone(&destination), options.topics.clone());
+    crate::writer::give_way_to_writer();
     let reader = Arc::clone(&destination);
     let source = KafkaSource::open(
         options,
