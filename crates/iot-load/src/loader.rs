@@ -111,10 +111,12 @@ impl<D: Destination> Loader<D> {
             if shutdown.requested() || (!options.follow && self.source.caught_up()) {
                 break;
             }
-            let now = Instant::now();
             let polled =
                 self.source
                     .poll_into(&mut batch, &options.topics, Duration::from_millis(100))?;
+            // One reading of the clock a message: the batch's age and the idle time
+            // are measured against the same instant.
+            let now = Instant::now();
             if polled {
                 last_message = now;
             }
@@ -159,7 +161,6 @@ impl<D: Destination> Loader<D> {
                 }
                 .into());
             }
-            let now = Instant::now();
             if options.batch.should_complete(&batch, now)
                 || (!options.follow && self.source.caught_up())
             {
