@@ -283,7 +283,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_reading_thread_gives_way_once_and_the_writer_not_at_all() {
+    fn a_thread_gives_way_once_and_threads_started_before_keep_their_priority() {
         std::thread::spawn(|| {
             let before = own_nice();
             let started_before = std::thread::spawn(own_nice);
