@@ -30,8 +30,8 @@ pub(crate) fn run_with<D: Destination + Send + 'static>(
     // callback, which reads the stored offsets of the partitions it is given (after
     // the batch in flight, if any, is committed: the writer holds the lock meanwhile).
     let destination = Arc::new(Mutex::new(destination));
+    // From here this thread, and librdkafka's threads started after, run below it.
     let writer = Writer::spawn(Arc::clone(&destination), options.topics.clone());
-    crate::writer::give_way_to_writer();
     let reader = Arc::clone(&destination);
     let source = KafkaSource::open(
         options,

@@ -35,7 +35,7 @@ const READING_NICE: i32 = 5;
 /// 0.3–1.3 s less in four interleaved pairs. Linux keeps a nice value per thread,
 /// and lowering one's own needs no privilege. Once per thread, so that repeated runs
 /// on one thread (tests) do not lower it further. Elsewhere, nothing.
-pub fn give_way_to_writer() {
+fn give_way_to_writer() {
     #[cfg(target_os = "linux")]
     {
         thread_local!(static GIVEN_WAY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
@@ -114,7 +114,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread that commits batches to `destination`.
+    /// Starts the thread that commits batches to `destination`; the calling thread,
+    /// which reads them, then gives way to it ([`give_way_to_writer`]), so that only
+    /// threads started from here on run below the writer.
     pub fn spawn<D: Destination + Send + 'static>(
         destination: Arc<Mutex<D>>,
         topics: Topics,
@@ -128,6 +130,7 @@ impl Writer {
             .name("writer".into())
             .spawn(move || write_batches(&own, &destination, &topics))
             .expect("the system can start a thread");
+        give_way_to_writer();
         Writer {
             shared,
             thread: Some(thread),
@@ -266,6 +269,7 @@ mod tests {
     use crate::batch::KafkaMeta;
     use crate::destination::duckdb::{DuckDb, DuckDbOptions};
     use iot_model::{Timestamp, Topics};
+    use std::collections::BTreeMap;
 
     /// The calling thread's nice value, from /proc (field 19 of its stat line).
     #[cfg(target_os = "linux")]
@@ -293,6 +297,56 @@ mod tests {
             assert_eq!(own_nice(), lowered, "lowered once, not twice");
             assert_eq!(started_before.join().unwrap(), before);
             assert_eq!(std::thread::spawn(own_nice).join().unwrap(), lowered);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// The ids and nice values of this process's threads named "writer".
+    #[cfg(target_os = "linux")]
+    fn writer_threads() -> BTreeMap<String, i32> {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc")
+            .filter_map(|task| {
+                let path = task.ok()?.path();
+                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+                let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+                let after_name = &stat[stat.rfind(')')? + 2..];
+                let nice = after_name.split(' ').nth(16)?.parse().ok()?;
+                let id = path.file_name()?.to_string_lossy().into_owned();
+                (name == "writer").then_some((id, nice))
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn spawning_the_writer_lowers_the_caller_and_not_the_writer() {
+        std::thread::spawn(|| {
+            let before = own_nice();
+            let writers_before = writer_threads();
+            let destination = Arc::new(Mutex::new(DuckDb::new(
+                DuckDbOptions::default(),
+                Topics::default(),
+            )));
+            let writer = Writer::spawn(destination, Topics::default());
+            assert_eq!(own_nice(), (before + READING_NICE).min(19));
+            // Other tests may start writers meanwhile, from threads like this one. A
+            // thread takes its name once it runs: looked for until it has.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let started = loop {
+                let started: Vec<i32> = writer_threads()
+                    .into_iter()
+                    .filter(|(id, _)| !writers_before.contains_key(id))
+                    .map(|(_, nice)| nice)
+                    .collect();
+                if !started.is_empty() || std::time::Instant::now() > deadline {
+                    break started;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert!(started.contains(&before), "new writers' nice: {started:?}");
+            drop(writer);
         })
         .join()
         .unwrap();
