@@ -80,8 +80,8 @@ case ${IOT_TEST_STAGE:-} in
       IOT_TEST_SNOWFLAKE_URL=$SNOWFLAKE_EMULATOR_URL \
       IOT_TEST_SNOWFLAKE_PYTHON=$SNOWFLAKE_EMULATOR_PYTHON
     unset IOT_TEST_STAGE
-    "$analytics_venv/bin/ruff" format --check dashboard analytics orchestrator tests/python
-    "$analytics_venv/bin/ruff" check dashboard analytics orchestrator tests/python
+    "$analytics_venv/bin/ruff" format --check dashboard analytics orchestrator tests/python tests/snowflake
+    "$analytics_venv/bin/ruff" check dashboard analytics orchestrator tests/python tests/snowflake
     # Two lanes side by side, each stopping at its first failure. The Snowflake tests
     # spend most of their time waiting on the emulator (one Python process), and the
     # Python suites on starting processes (Streamlit, chromium, dbt, Prefect), so the

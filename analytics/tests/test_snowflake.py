@@ -1,5 +1,8 @@
 """The same dbt project in Snowflake (the emulator): every model builds and every
-test passes, incrementally too, and the marts hold the same keys as on DuckDB."""
+test passes, incrementally too, and the marts hold the same keys as on DuckDB. The
+account is set up by config/snowflake/provision.sql, and load and dbt run under its
+loader and transformer roles with exactly their grants, which the emulator
+enforces as Snowflake does."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import uuid
 from conftest import dbt, duckdb_env
 from fleet import (
     clean_env,
+    emulator,
     load,
     simulate,
     snowflake_env,
@@ -15,6 +19,7 @@ from fleet import (
     topics_of_our_own,
     truth,
 )
+from provision import provision
 
 KEYS = {
     "trips": "trip_id",
@@ -29,7 +34,14 @@ def test_the_models_build_in_snowflake_as_on_duckdb(tmp_path):
     topics = topics_of_our_own()
     dataset = "dbt" + uuid.uuid4().hex[:10]
     path = tmp_path / "fleet.duckdb"
-    snowflake = {**snowflake_env(user="dbt"), "DATASET_NAME": dataset}
+    roles = provision(emulator(), dataset)
+    role = "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE"
+    snowflake = {
+        **snowflake_env(user="dbt"),
+        "DATASET_NAME": dataset,
+        role: roles["transformer_role"],
+    }
+    loader = {**clean_env(), **snowflake_env(user="loader"), role: roles["loader_role"]}
     for seed in (7, 8):
         simulate(topics, "--vehicles", "2", "--duration", "10m", "--seed", str(seed))
         load(topics, "--dest", "duckdb", "--duckdb-file", path, group="duck" + dataset)
@@ -40,7 +52,7 @@ def test_the_models_build_in_snowflake_as_on_duckdb(tmp_path):
             "--dataset",
             dataset,
             group="snow" + dataset,
-            env={**clean_env(), **snowflake_env(user="loader")},
+            env=loader,
         )
         # The second round builds incrementally on the first.
         built = dbt(tmp_path / "snowflake", "build", "--target", "snowflake", env=snowflake)

@@ -205,10 +205,16 @@ class SnowflakeSource:
                 cursor.execute(text.replace("?", "%s"), params or None)
                 return tidy([c[0] for c in cursor.description], cursor.fetchall())
             except errors.ProgrammingError as e:
-                if e.errno == 2003:  # an object does not exist
+                if e.errno == 2003:  # an object does not exist, or the role may not see it
                     raise Unavailable(
                         f"{self.describe()} lacks what this page reads ({first_line(e)}). "
                         "Run `load --dest snowflake` with this --dataset to create its tables."
+                        + self.grants_hint()
+                    ) from e
+                if e.errno == 3001:  # insufficient privileges
+                    raise Unavailable(
+                        f"{self.describe()} refused a query for want of a privilege "
+                        f"({first_line(e)}).{self.grants_hint()}"
                     ) from e
                 if e.errno == 904:  # an invalid identifier: a column is missing
                     raise Unavailable(
@@ -219,6 +225,22 @@ class SnowflakeSource:
             except errors.Error as e:
                 SESSIONS.pop(self, None)
                 raise Unavailable(self.failure(e)) from e
+
+    def grants_hint(self) -> str:
+        """What an administrator grants a role the dashboard signs in with, as
+        config/snowflake/provision.sql grants its reporter role (where tables exist
+        that the role cannot see, Snowflake says they do not exist)."""
+        if not self.role:
+            return ""
+        role, where = self.role.upper(), f"{self.database.upper()}.{self.dataset.upper()}"
+        return (
+            f" If they exist, the role {role} may not read them: an administrator runs "
+            f"GRANT USAGE ON SCHEMA {where} TO ROLE {role}; "
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA {where} TO ROLE {role}; "
+            f"GRANT SELECT ON ALL VIEWS IN SCHEMA {where} TO ROLE {role}; "
+            "(and the same ON FUTURE …, as config/snowflake/provision.sql grants its reporter "
+            "role)."
+        )
 
     def connect(self):
         """This source's open session, opened now if it has none (under SESSIONS_LOCK).

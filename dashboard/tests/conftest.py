@@ -22,11 +22,13 @@ sys.path.insert(0, str(REPO / "tests" / "python"))
 from fleet import (  # noqa: E402
     bootstrap,
     clean_env,
+    emulator,
     load,
     simulate,
     snowflake_env,
     topics_of_our_own,
 )
+from provision import provision  # noqa: E402
 
 
 def topic_ends(topics: list[str]) -> dict[tuple[str, int], int]:
@@ -75,14 +77,21 @@ def snowflake_topics() -> list[str]:
 
 @pytest.fixture(scope="session")
 def snowflake_fleet(snowflake_topics) -> str:
-    """That fleet loaded into the Snowflake emulator, in a dataset of the tests' own."""
+    """That fleet loaded into the Snowflake emulator, in a dataset of the tests' own,
+    set up by config/snowflake/provision.sql and loaded under its loader role (the
+    pages read it under its reporter role: see `snowflake_page`)."""
     dataset = "dash" + uuid.uuid4().hex[:10]
+    roles = provision(emulator(), dataset)
     load(
         snowflake_topics,
         "--dest",
         "snowflake",
         "--dataset",
         dataset,
-        env={**clean_env(), **snowflake_env(user="loader")},
+        env={
+            **clean_env(),
+            **snowflake_env(user="loader"),
+            "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE": roles["loader_role"],
+        },
     )
     return dataset

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import APP
 from fleet import (
     bootstrap,
+    emulator,
     load,
     simulate,
     snowflake_env,
@@ -26,6 +27,7 @@ from fleet import (
     topics_of_our_own,
     truth,
 )
+from provision import connect, roles
 
 
 def page(name: str, monkeypatch, path=None, **env: str) -> AppTest:
@@ -225,10 +227,15 @@ def test_a_file_the_loader_holds_keeps_the_last_data_with_a_note(monkeypatch, fl
         holder.wait()
 
 
+ROLE = "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE"
+
+
 def snowflake_page(name: str, monkeypatch, dataset: str, **env: str) -> AppTest:
-    """The app on page `name` reading `dataset` in the emulator."""
-    settings = {**snowflake_env(), "LOAD_DEST": "snowflake", **env}
-    return page(name, monkeypatch, DATASET_NAME=dataset, **settings)
+    """The app on page `name` reading `dataset` in the emulator, under the reporter
+    role config/snowflake/provision.sql creates for it (a role the emulator does
+    not know, for a dataset never provisioned, is not checked)."""
+    settings = {**snowflake_env(), "LOAD_DEST": "snowflake", ROLE: roles(dataset)["reporter_role"]}
+    return page(name, monkeypatch, DATASET_NAME=dataset, **{**settings, **env})
 
 
 def test_snowflake_fleet_map_and_trips_match_the_warehouse(monkeypatch, snowflake_fleet):
@@ -276,6 +283,22 @@ def test_snowflake_incidents_weather_and_health_match_the_warehouse(
 
 def warnings_of(app: AppTest) -> str:
     return " ".join(w.value for w in app.warning)
+
+
+def test_snowflake_a_role_without_select_is_told_the_grant(monkeypatch, snowflake_fleet):
+    role = "NOSELECT_" + snowflake_fleet.upper()
+    schema = snowflake_fleet.upper()
+    with connect(emulator(), database="IOT") as admin:
+        for statement in (
+            f"CREATE ROLE IF NOT EXISTS {role}",
+            f"GRANT USAGE ON DATABASE IOT TO ROLE {role}",
+            f"GRANT USAGE ON SCHEMA {schema} TO ROLE {role}",
+        ):
+            admin.cursor().execute(statement)
+    app = snowflake_page("Fleet map", monkeypatch, snowflake_fleet, **{ROLE: role})
+    said = warnings_of(app)
+    assert f"GRANT SELECT ON ALL TABLES IN SCHEMA IOT.{schema} TO ROLE {role}" in said, said
+    assert "provision.sql" in said, said
 
 
 def test_snowflake_without_the_dataset_says_to_run_load(monkeypatch):

@@ -17,6 +17,11 @@ transaction would block every later writer for good. Here a session that sits
 in a transaction without a request for ABANDONED_AFTER seconds is closed, which
 rolls the transaction back: Snowflake's behaviour, on a test's time scale.
 
+Snowflake's access control is added too (access.py): the roles and grants that
+config/snowflake/provision.sql sets up are kept here, and a session that logs in
+with such a role has each statement checked as Snowflake checks it, refused with
+Snowflake's own errors (003001, 002003) where its grants fall short.
+
 One Snowflake statement with nothing to act on here is accepted rather than
 refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`). A row
 that breaks a NOT NULL column fails with Snowflake's own error, not a server
@@ -36,11 +41,14 @@ import re
 import secrets
 import sys
 import time
+from urllib.parse import parse_qs
 
-import uvicorn
 import duckdb
 import snowflake.connector.errors
+import uvicorn
+from access import AccessControl, Refused
 from fakesnow.cursor import FakeSnowflakeCursor
+
 # The module's own dict of sessions: `fakesnow.server` the attribute is a function.
 from fakesnow.server import app as fakesnow
 from fakesnow.server import sessions
@@ -85,7 +93,9 @@ def request_json(body: bytes):
         request = json.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
     except (ValueError, TypeError, OSError):
         return None
-    return request if isinstance(request, dict) and isinstance(request.get("sqlText"), str) else None
+    return (
+        request if isinstance(request, dict) and isinstance(request.get("sqlText"), str) else None
+    )
 
 
 # A session parameter Snowflake accepts and fakesnow 0.12 refuses, with nothing to
@@ -96,13 +106,45 @@ LOCK_TIMEOUT = re.compile(r"\s*ALTER\s+SESSION\s+SET\s+LOCK_TIMEOUT\s*=\s*\d+\s*
 NO_EFFECT = "ALTER SESSION SET QUOTED_IDENTIFIERS_IGNORE_CASE = FALSE"
 
 
+def with_statement(body: bytes, sql: str) -> bytes:
+    """The query request `body` with its statement replaced by `sql`."""
+    request = request_json(body)
+    if request is None or request["sqlText"] == sql:
+        return body
+    request["sqlText"] = sql
+    out = json.dumps(request).encode()
+    return gzip.compress(out) if body[:2] == b"\x1f\x8b" else out
+
+
 def accept_lock_timeout(body: bytes) -> bytes:
     request = request_json(body)
     if request is None or not LOCK_TIMEOUT.fullmatch(request["sqlText"]):
         return body
-    request["sqlText"] = NO_EFFECT
-    out = json.dumps(request).encode()
-    return gzip.compress(out) if body[:2] == b"\x1f\x8b" else out
+    return with_statement(body, NO_EFFECT)
+
+
+access = AccessControl()
+
+
+def check_access(token: str, body: bytes) -> bytes:
+    """The request as access control lets it through (raises Refused)."""
+    request = request_json(body)
+    if request is None:
+        return body
+    sql, taken = access.statement(token, request["sqlText"])
+    return with_statement(body, NO_EFFECT if taken else sql)
+
+
+def refusal(error: Refused) -> bytes:
+    return json.dumps(
+        {
+            "data": {"errorCode": error.code, "sqlState": error.sqlstate},
+            "code": error.code,
+            "message": error.message,
+            "success": False,
+            "headers": None,
+        }
+    ).encode()
 
 
 # A login with this password is refused as Snowflake refuses a wrong one, for the
@@ -175,7 +217,9 @@ async def end_abandoned_sessions() -> None:
                 continue
             try:
                 session.close()
-                print(f"closed a session abandoned in a transaction ({token[:8]}…)", file=sys.stderr)
+                print(
+                    f"closed a session abandoned in a transaction ({token[:8]}…)", file=sys.stderr
+                )
             except Exception as e:  # keep reaping the others
                 print(f"closing an abandoned session failed: {e!r}", file=sys.stderr)
 
@@ -200,7 +244,9 @@ def fill(path: str, body: bytes) -> bytes:
         if response.get("success"):
             data = response["data"]
             rowset = data.get("rowset")
-            data.setdefault("returned", len(rowset) if isinstance(rowset, list) else data.get("total", 0))
+            data.setdefault(
+                "returned", len(rowset) if isinstance(rowset, list) else data.get("total", 0)
+            )
             data.setdefault("finalRoleName", "ACCOUNTADMIN")
             data.setdefault("version", 1)
             data.setdefault("parameters", [])
@@ -253,17 +299,33 @@ class FillResponses:
             return await receive()
 
         authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
-        token = authorization.split("Token=", 1)[1].strip('"') if "Token=" in authorization else None
+        token = (
+            authorization.split("Token=", 1)[1].strip('"') if "Token=" in authorization else None
+        )
         query = scope["path"].endswith("/query-request") and token is not None
         login = scope["path"].endswith("/login-request")
         if login and password(body) == WRONG_PASSWORD:
             out = json.dumps(REFUSED_LOGIN).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(out)).encode()),
+            ]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": out})
             return
         slow_user = SLOW_USER.match(login_name(body)) if login else None
         if query:
+            try:
+                body = check_access(token, body)
+            except Refused as e:
+                out = fill(scope["path"], refusal(e))
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(out)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": out})
+                return
             body = accept_lock_timeout(body)
             track(token, body)
             in_flight[token] = in_flight.get(token, 0) + 1
@@ -278,13 +340,25 @@ class FillResponses:
             if message.get("more_body"):
                 return
             out = fill(scope["path"], b"".join(chunks))
+            if login:
+                try:
+                    session = json.loads(out)["data"]["token"]
+                    params = parse_qs(scope.get("query_string", b"").decode())
+                    role, database, schema = (
+                        params.get(k, [""])[0] for k in ("roleName", "databaseName", "schemaName")
+                    )
+                    access.login(session, role, database, schema)
+                except (ValueError, TypeError, KeyError):
+                    pass
             if slow_user:
                 try:
                     session = json.loads(out)["data"]["token"]
                     slow_sessions[session] = float(slow_user.group(1) or 3)
                 except (ValueError, TypeError, KeyError):
                     pass
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ]
             headers.append((b"content-length", str(len(out)).encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": out})

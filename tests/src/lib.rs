@@ -555,6 +555,24 @@ print(json.dumps([[text(v) for v in row] for row in rows]))
             .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
     }
 
+    /// Sets the emulator up for `dataset` as config/snowflake/provision.sql sets an
+    /// account up (tests/python/provision.py): its schemas, and its loader,
+    /// transformer and reporter roles with exactly the script's grants, which the
+    /// emulator then enforces. Returns the script's names for it ("loader_role", …).
+    pub fn provision(&self, dataset: &str) -> std::collections::HashMap<String, String> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/provision.py");
+        let output = Command::new(&self.python)
+            .args([script, &self.url, dataset])
+            .output()
+            .expect("the emulator's Python runs");
+        assert!(
+            output.status.success(),
+            "provisioning {dataset}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("provision.py prints the names as JSON")
+    }
+
     /// The first value of `sql` as a number.
     pub fn query_i64(&self, database: &str, sql: &str) -> i64 {
         self.try_query_i64(database, sql)

@@ -43,6 +43,9 @@ pub mod exit {
     /// The destination refused the credentials or a setting (user, password, key,
     /// role, warehouse, database).
     pub const REJECTED: u8 = 6;
+    /// The destination refused a statement for want of a privilege: the message
+    /// names the GRANT to run.
+    pub const FORBIDDEN: u8 = 7;
     /// The database file stayed locked by another program (EX_TEMPFAIL).
     pub const LOCKED: u8 = 75;
 }
@@ -105,6 +108,7 @@ impl LoadError {
                 DestinationError::Locked { .. } | DestinationError::TableLocked { .. },
             ) => exit::LOCKED,
             LoadError::Destination(DestinationError::Rejected { .. }) => exit::REJECTED,
+            LoadError::Destination(DestinationError::Forbidden { .. }) => exit::FORBIDDEN,
             LoadError::Destination(_) => exit::DESTINATION,
         }
     }

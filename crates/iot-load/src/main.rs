@@ -36,6 +36,9 @@ Exit status:
       mode), or the consumer group gave this loader no partitions in time
   6   the destination refused the credentials or a setting (user, password, key,
       role, warehouse, database): the message names the variable to fix
+  7   Snowflake refused a statement for want of a privilege: the message names
+      the GRANT an administrator runs (config/snowflake/provision.sql grants
+      the loader's role all that load needs)
   75  the database file stayed locked by another program for --lock-timeout
       (close it in DBeaver, then run again: nothing is lost), or a Snowflake
       table stayed locked by another transaction for --retry-for

@@ -191,6 +191,59 @@ fn the_views_summarise_the_tables() {
     );
 }
 
+/// Under the loader role config/snowflake/provision.sql creates, with exactly its
+/// grants (the emulator checks every statement as Snowflake does), load runs
+/// twice and stores every message once. A role short of a privilege gets exit 7
+/// and the GRANT to run: a dataset whose schema nobody created (CREATE SCHEMA on
+/// the database, which the loader is not given), and one whose CREATE TABLE was
+/// revoked.
+#[test]
+fn the_provisioned_loader_role_loads_with_exactly_its_grants() {
+    let f = Fixture::new();
+    let names = f.snowflake.provision(&f.schema);
+    let role = &names["loader_role"];
+    let produced = f.simulate(1500);
+    for run in 0..2 {
+        let stderr = assert_success(&f.load(&["--snowflake-role", role]));
+        let expected = if run == 0 { produced } else { 0 };
+        assert!(stderr.contains(&format!(": {expected} rows")), "{stderr}");
+    }
+    assert_eq!(f.rows() as u64, produced);
+    f.assert_each_offset_once();
+
+    let refused = |role: &str, dataset: &str, grant: &str| {
+        let into = Fixture {
+            topics: f.topics.clone(),
+            schema: dataset.to_owned(),
+            ..Fixture::new()
+        };
+        let output = into.load(&["--snowflake-role", role]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(7), "{stderr}");
+        assert!(stderr.contains(grant), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    let unprovisioned = format!("{}_new", f.schema);
+    refused(
+        role,
+        &unprovisioned,
+        &format!("GRANT CREATE SCHEMA ON DATABASE \"IOT\" TO ROLE \"{role}\""),
+    );
+    let other = format!("{}_other", f.schema);
+    let other_names = f.snowflake.provision(&other);
+    let other_role = &other_names["loader_role"];
+    let schema = other.to_uppercase();
+    f.snowflake.query(
+        DATABASE,
+        &format!("REVOKE CREATE TABLE ON SCHEMA {schema} FROM ROLE {other_role}"),
+    );
+    refused(
+        other_role,
+        &other,
+        &format!("GRANT CREATE TABLE ON SCHEMA \"IOT\".\"{schema}\" TO ROLE \"{other_role}\""),
+    );
+}
+
 #[test]
 fn loads_everything_once_and_a_second_run_adds_nothing() {
     let f = Fixture::new();

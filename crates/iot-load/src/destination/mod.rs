@@ -60,6 +60,18 @@ pub enum DestinationError {
         #[source]
         source: Cause,
     },
+    #[error(
+        "the role {role} may not write {what}: Snowflake refused a statement for want of a \
+         privilege. {remedy} Nothing was lost: unwritten messages are read again next time"
+    )]
+    Forbidden {
+        role: String,
+        what: String,
+        /// What an administrator runs: the GRANT, when the statement names it.
+        remedy: String,
+        #[source]
+        source: Cause,
+    },
     #[error("cannot reach {url}. Nothing was lost: unwritten messages are read again next time")]
     Unreachable {
         url: String,
@@ -88,6 +100,7 @@ impl iot_cli::Retriable for DestinationError {
             DestinationError::Write { retriable, .. } => *retriable,
             DestinationError::Open { .. }
             | DestinationError::Rejected { .. }
+            | DestinationError::Forbidden { .. }
             | DestinationError::Conflict { .. } => false,
         }
     }

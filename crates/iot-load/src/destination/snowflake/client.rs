@@ -12,8 +12,10 @@ use snowflake_api::{
     SnowflakeApiBuilder, SnowflakeApiError,
 };
 
+use super::sql::{self, SnowflakeSql};
 use super::{SnowflakeAuth, SnowflakeOptions, env};
 use crate::destination::DestinationError;
+use crate::destination::ddl::Dialect;
 
 /// Sends every request to `base` instead of `https://{account}.snowflakecomputing.com`,
 /// keeping path and query: for private link, proxies and emulators.
@@ -213,6 +215,47 @@ fn code_and_message(error: &SnowflakeApiError) -> Option<(String, String)> {
             Some((code.to_owned(), message.to_owned()))
         }
         _ => None,
+    }
+}
+
+/// An error of the statement `sql`: one refused for want of a privilege (003001)
+/// names the GRANT an administrator runs; the rest as [`explain`] says.
+pub fn explain_statement(
+    options: &SnowflakeOptions,
+    what: &str,
+    sql: &str,
+    error: SnowflakeApiError,
+) -> DestinationError {
+    if code_and_message(&error).is_none_or(|(code, _)| code != "003001") {
+        return explain(options, what, error);
+    }
+    let role = options
+        .role
+        .as_deref()
+        .map_or_else(|| "<the loader's role>".to_owned(), SnowflakeSql::ident);
+    let remedy = match sql::needed_privilege(sql, &options.database, &options.schema) {
+        Some(privilege) => format!(
+            "An administrator grants it with: GRANT {privilege} TO ROLE {role}; \
+             (config/snowflake/provision.sql grants the loader's role all that load needs{}).",
+            if privilege.starts_with("CREATE SCHEMA") {
+                ", with the schema created beforehand, so that load never creates it"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "The dataset's tables belong to another role; load's role must own them (it does \
+             when load created them): GRANT OWNERSHIP ON ALL TABLES IN SCHEMA {}.{} TO ROLE \
+             {role} COPY CURRENT GRANTS;",
+            SnowflakeSql::ident(&options.database),
+            SnowflakeSql::ident(&options.schema)
+        ),
+    };
+    DestinationError::Forbidden {
+        role,
+        what: what.to_owned(),
+        remedy,
+        source: error.into(),
     }
 }
 

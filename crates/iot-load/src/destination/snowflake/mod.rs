@@ -159,36 +159,70 @@ impl Snowflake {
         session
             .runtime
             .block_on(session.api.exec(sql))
-            .map_err(|e| client::explain(&self.options, what, e))
+            .map_err(|e| client::explain_statement(&self.options, what, sql, e))
     }
 
-    /// Creates what is missing: schema, tables, columns the model gained.
+    /// Creates what is missing (schema, tables, columns the model gained, views whose
+    /// definition changed), after looking at what is there: a loader holds only the
+    /// privileges `config/snowflake/provision.sql` grants it, and Snowflake checks a
+    /// CREATE privilege even when `IF NOT EXISTS` finds the object.
     fn prepare(&mut self) -> Result<(), DestinationError> {
         if self.tables_ready {
             return Ok(());
         }
         let schema = self.options.schema.clone();
-        for statement in sql::create_tables(&schema) {
-            self.exec("the tables", &statement)?;
-        }
+        let found = self
+            .exec("the schema", &sql::schema_query(&schema))
+            .and_then(|r| text_rows("the schema", r))?;
+        let (columns, views) = if found.is_empty() {
+            self.exec("the schema", &ddl::create_schema::<SnowflakeSql>(&schema))?;
+            (Vec::new(), Vec::new())
+        } else {
+            let columns = self
+                .exec("the tables", &sql::columns_query(&schema))
+                .and_then(|r| text_rows("the tables", r))?;
+            let views = self
+                .exec("the views", &sql::views_query(&schema))
+                .and_then(|r| text_rows("the views", r))?;
+            (columns, views)
+        };
+        let named = |row: &[Option<String>], name: &str| {
+            row.first()
+                .and_then(Option::as_deref)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        };
         for layout in tables::layouts() {
             let table = layout.name;
-            let existing = self
-                .exec(table, &sql::columns_query(&schema, table))
-                .and_then(|r| text_rows(table, r))?
-                .into_iter()
+            let existing: Vec<(String, String)> = columns
+                .iter()
+                .filter(|row| named(row, table))
                 .filter_map(|row| match row.as_slice() {
-                    [Some(name), ty] => Some((name.clone(), ty.clone().unwrap_or_default())),
+                    [_, Some(name), ty] => Some((name.clone(), ty.clone().unwrap_or_default())),
                     _ => None,
                 })
-                .collect::<Vec<_>>();
+                .collect();
+            if existing.is_empty() {
+                self.exec(table, &ddl::create_table::<SnowflakeSql>(&schema, &layout))?;
+                continue;
+            }
             for change in ddl::changes::<SnowflakeSql>(&schema, &layout, &existing) {
                 tracing::info!(table, change, "changing a table to match the model");
                 self.exec(table, &change)?;
             }
         }
+        if !columns.iter().any(|row| named(row, sql::COMMIT_TURN)) {
+            for statement in sql::create_commit_turn(&schema) {
+                self.exec(sql::COMMIT_TURN, &statement)?;
+            }
+        }
         for view in sql::views(&schema) {
-            self.exec("the views", &view)?;
+            let current = views.iter().any(|row| {
+                named(row, &view.name)
+                    && row.get(1).and_then(Option::as_deref) == Some(view.version.as_str())
+            });
+            if !current {
+                self.exec("the views", &view.statement)?;
+            }
         }
         self.tables_ready = true;
         Ok(())

@@ -13,8 +13,8 @@ use iot_model::Timestamp;
 
 use crate::batch::{OffsetRange, PartitionKey};
 use crate::destination::LoadRecord;
-use crate::destination::ddl::{self, Dialect};
-use crate::tables::{self, Cell, ColumnType, Context, LOADS, OFFSETS, Table};
+use crate::destination::ddl::Dialect;
+use crate::tables::{Cell, ColumnType, Context, LOADS, OFFSETS, Table};
 
 /// Statements are cut at about this many bytes; Snowflake refuses statements over 1 MB.
 pub const MAX_STATEMENT_BYTES: usize = 512 * 1024;
@@ -101,52 +101,131 @@ fn convert(n: usize, ty: ColumnType) -> String {
     }
 }
 
-/// Everything `load` needs in the schema, created if missing.
-pub fn create_tables(schema: &str) -> Vec<String> {
-    let mut statements = vec![ddl::create_schema::<SnowflakeSql>(schema)];
-    statements.extend(
-        tables::layouts()
-            .iter()
-            .map(|layout| ddl::create_table::<SnowflakeSql>(schema, layout)),
-    );
-    statements.extend([
-        // One row that every commit updates just before it moves offsets. Snowflake
-        // lets one transaction at a time update a table, so commits take turns from
-        // there on, and each sees the offsets the one before it stored; inserts of
-        // offsets for partitions never loaded could not be serialised otherwise.
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} (\"ID\" NUMBER(10,0), \"LOAD_ID\" VARCHAR, \"AT\" TIMESTAMP_TZ)",
-            table(schema, "_commit_turn")
-        ),
-        format!(
-            "INSERT INTO {t} (\"ID\") SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {t})",
-            t = table(schema, "_commit_turn")
-        ),
-    ]);
-    statements
+/// The schema, if it exists (and the role may use it): Snowflake checks the CREATE
+/// SCHEMA privilege even for `CREATE SCHEMA IF NOT EXISTS` of a schema that is
+/// there, which a least-privilege loader does not hold, so `load` looks first.
+pub fn schema_query(schema: &str) -> String {
+    format!(
+        "SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME = {}",
+        literal(&schema.to_uppercase())
+    )
 }
 
-/// The analytical views of `views.sql`, one statement each.
-pub fn views(schema: &str) -> Vec<String> {
+/// Every column of every table and view in the schema: table, column, type.
+pub fn columns_query(schema: &str) -> String {
+    format!(
+        "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = {}",
+        literal(&schema.to_uppercase())
+    )
+}
+
+/// The schema's views and their comments (which carry [`view_version`]).
+pub fn views_query(schema: &str) -> String {
+    format!(
+        "SELECT TABLE_NAME, COMMENT FROM INFORMATION_SCHEMA.VIEWS WHERE TABLE_SCHEMA = {}",
+        literal(&schema.to_uppercase())
+    )
+}
+
+/// The one row every commit updates just before it moves offsets. Snowflake lets
+/// one transaction at a time update a table, so commits take turns from there on,
+/// and each sees the offsets the one before it stored; inserts of offsets for
+/// partitions never loaded could not be serialised otherwise.
+pub const COMMIT_TURN: &str = "_commit_turn";
+
+/// The commit turn's table and its one row.
+pub fn create_commit_turn(schema: &str) -> [String; 2] {
+    let turn = table(schema, COMMIT_TURN);
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {turn} (\"ID\" NUMBER(10,0), \"LOAD_ID\" VARCHAR, \"AT\" TIMESTAMP_TZ)"
+        ),
+        format!("INSERT INTO {turn} (\"ID\") SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {turn})"),
+    ]
+}
+
+/// A view of `views.sql`: its name, its version (the comment it is created with),
+/// and the statement that creates or replaces it.
+#[derive(Debug)]
+pub struct View {
+    pub name: String,
+    pub version: String,
+    pub statement: String,
+}
+
+/// The analytical views of `views.sql`, each created with a comment that names its
+/// definition ([`view_version`]), so that a run replaces only a view whose
+/// definition changed: every replacement is a statement Snowflake compiles.
+pub fn views(schema: &str) -> Vec<View> {
     let text: String = include_str!("views.sql")
         .lines()
         .filter(|line| !line.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n");
+    let quoted = SnowflakeSql::ident(schema);
     text.split(';')
         .map(str::trim)
         .filter(|statement| !statement.is_empty())
-        .map(|statement| statement.replace("{schema}", &SnowflakeSql::ident(schema)))
+        .map(|statement| {
+            let name = statement
+                .split("{schema}.\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("views.sql names each view {schema}.\"NAME\"")
+                .to_owned();
+            let body = statement.replace("{schema}", &quoted);
+            let version = view_version(&body);
+            let statement = body.replacen(
+                " AS\n",
+                &format!(" COMMENT = {} AS\n", literal(&version)),
+                1,
+            );
+            View {
+                name,
+                version,
+                statement,
+            }
+        })
         .collect()
 }
 
-/// A table's columns, name and type, as `INFORMATION_SCHEMA` lists them.
-pub fn columns_query(schema: &str, name: &str) -> String {
-    format!(
-        "SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
-        literal(&schema.to_uppercase()),
-        literal(&name.to_uppercase())
-    )
+/// What a view's comment says of its definition: the program and a hash of the text.
+pub fn view_version(definition: &str) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = definition.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("iot-streaming load view {hash:016x}")
+}
+
+/// The privilege a statement of `load` needs on the dataset's schema or database,
+/// as the object of a GRANT: for the message when Snowflake refuses it (003001).
+/// None for statements on the tables, which the loader's role owns.
+pub fn needed_privilege(statement: &str, database: &str, schema: &str) -> Option<String> {
+    let words: Vec<String> = statement
+        .split_whitespace()
+        .take(4)
+        .map(str::to_uppercase)
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let on_schema = |what: &str| {
+        format!(
+            "{what} ON SCHEMA {}.{}",
+            SnowflakeSql::ident(database),
+            SnowflakeSql::ident(schema)
+        )
+    };
+    match words[..] {
+        ["CREATE", "SCHEMA", ..] => Some(format!(
+            "CREATE SCHEMA ON DATABASE {}",
+            SnowflakeSql::ident(database)
+        )),
+        ["CREATE", "TABLE", ..] => Some(on_schema("CREATE TABLE")),
+        ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE", "VIEW"] => {
+            Some(on_schema("CREATE VIEW"))
+        }
+        _ => None,
+    }
 }
 
 /// Multi-row inserts of `records` into `table`, each under `max_bytes` (a single
@@ -209,11 +288,11 @@ pub fn lock_timeout(wait: Duration) -> String {
     format!("ALTER SESSION SET LOCK_TIMEOUT = {}", wait.as_secs().max(1))
 }
 
-/// Takes this commit's turn: see `_commit_turn` in [`create_tables`].
+/// Takes this commit's turn: see [`COMMIT_TURN`].
 pub fn take_turn(schema: &str, load_id: &str) -> String {
     format!(
         "UPDATE {} SET \"LOAD_ID\" = {}, \"AT\" = CURRENT_TIMESTAMP()",
-        table(schema, "_commit_turn"),
+        table(schema, COMMIT_TURN),
         literal(load_id)
     )
 }
@@ -277,21 +356,53 @@ pub fn save_load(schema: &str, load: &LoadRecord) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::batch::{Batch, KafkaMeta};
-    use crate::tables::DEAD_LETTERS;
     use crate::tables::tests::one_of_each;
+    use crate::tables::{self, DEAD_LETTERS};
     use iot_model::{EventKind, Topics};
 
     #[test]
-    fn the_three_views_are_statements_of_their_own() {
+    fn the_three_views_are_statements_of_their_own_with_their_version() {
         let views = views("iot_stream");
-        assert_eq!(views.len(), 3, "{views:#?}");
-        for (view, name) in views.iter().zip(["LATEST_POSITIONS", "TRIPS", "INCIDENTS"]) {
+        let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["LATEST_POSITIONS", "TRIPS", "INCIDENTS"]);
+        for view in &views {
+            let statement = &view.statement;
             assert!(
-                view.starts_with(&format!("CREATE OR REPLACE VIEW \"IOT_STREAM\".\"{name}\"")),
-                "{view}"
+                statement.starts_with(&format!(
+                    "CREATE OR REPLACE VIEW \"IOT_STREAM\".\"{}\" COMMENT = 'iot-streaming load view ",
+                    view.name
+                )),
+                "{statement}"
             );
-            assert!(!view.contains('{') && !view.contains("--"), "{view}");
+            assert!(
+                !statement.contains('{') && !statement.contains("--"),
+                "{statement}"
+            );
         }
+        let other = super::views("other");
+        assert_ne!(
+            views[0].statement, other[0].statement,
+            "the version follows the text"
+        );
+        assert_ne!(view_version("a"), view_version("b"));
+    }
+
+    #[test]
+    fn a_refused_creation_names_the_privilege_it_needs() {
+        let needed = |statement: &str| needed_privilege(statement, "iot", "iot_stream");
+        assert_eq!(
+            needed("CREATE SCHEMA IF NOT EXISTS \"IOT_STREAM\"").as_deref(),
+            Some("CREATE SCHEMA ON DATABASE \"IOT\"")
+        );
+        assert_eq!(
+            needed(&create_commit_turn("iot_stream")[0]).as_deref(),
+            Some("CREATE TABLE ON SCHEMA \"IOT\".\"IOT_STREAM\"")
+        );
+        assert_eq!(
+            needed(&views("iot_stream")[0].statement).as_deref(),
+            Some("CREATE VIEW ON SCHEMA \"IOT\".\"IOT_STREAM\"")
+        );
+        assert_eq!(needed(&take_turn("iot_stream", "l")), None);
     }
 
     #[test]
