@@ -125,6 +125,10 @@ def accept_lock_timeout(body: bytes) -> bytes:
 
 access = AccessControl()
 
+# What clients sent, for the benchmarks (GET /iot-emulator/stats): statements and
+# the bytes of their SQL text, and files uploaded to stages and their bytes.
+stats = {"statements": 0, "sql_bytes": 0, "uploads": 0, "upload_bytes": 0}
+
 
 def check_access(token: str, body: bytes) -> bytes:
     """The request as access control lets it through (raises Refused)."""
@@ -264,6 +268,13 @@ def fill(path: str, body: bytes) -> bytes:
     return json.dumps(response).encode()
 
 
+async def reply(send, out: bytes) -> None:
+    """Answers a request with the JSON `out`, without asking fakesnow."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": out})
+
+
 class FillResponses:
     """ASGI middleware: buffers each response body and rewrites it with `fill`."""
 
@@ -274,6 +285,10 @@ class FillResponses:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["path"] == "/iot-emulator/stats":
+            out = json.dumps(stats).encode()
+            await reply(send, out)
+            return
         if self.reaper is None:
             self.reaper = asyncio.get_running_loop().create_task(end_abandoned_sessions())
         start = {}
@@ -306,25 +321,21 @@ class FillResponses:
         login = scope["path"].endswith("/login-request")
         if login and password(body) == WRONG_PASSWORD:
             out = json.dumps(REFUSED_LOGIN).encode()
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(out)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": out})
+            await reply(send, out)
             return
         slow_user = SLOW_USER.match(login_name(body)) if login else None
+        if query and (request := request_json(body)) is not None:
+            stats["statements"] += 1
+            stats["sql_bytes"] += len(request["sqlText"].encode())
+        elif scope["path"].startswith("/fs_bucket/"):
+            stats["uploads"] += 1
+            stats["upload_bytes"] += len(body)
         if query:
             try:
                 body = check_access(token, body)
             except Refused as e:
                 out = fill(scope["path"], refusal(e))
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(out)).encode()),
-                ]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": out})
+                await reply(send, out)
                 return
             body = accept_lock_timeout(body)
             track(token, body)
