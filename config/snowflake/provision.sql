@@ -3,7 +3,7 @@
 -- each program, holding the least it needs:
 --
 --   IOT_LOADER       load --dest snowflake: writes the dataset's schema (creates its
---                    tables and views on the first run, then owns them)
+--                    tables, views and stage on the first run, then owns them)
 --   IOT_TRANSFORMER  dbt: reads the dataset, builds the analytics schema
 --   IOT_REPORTER     the dashboard: reads both schemas, changes nothing
 --
@@ -79,11 +79,12 @@ ALTER USER IDENTIFIER($reporter_user) SET
   DEFAULT_ROLE = $reporter_role;
 GRANT ROLE IDENTIFIER($reporter_role) TO USER IDENTIFIER($reporter_user);
 
--- The loader: run the warehouse, create and write the tables and views of the
--- dataset's schema. It owns what it creates, so it needs no grant on its tables.
+-- The loader: run the warehouse, create and write the tables, views and stage (the
+-- files of batches being loaded) of the dataset's schema. It owns what it
+-- creates, so it needs no grant on its tables.
 GRANT USAGE ON WAREHOUSE IDENTIFIER($warehouse_name) TO ROLE IDENTIFIER($loader_role);
 GRANT USAGE ON DATABASE IDENTIFIER($database_name) TO ROLE IDENTIFIER($loader_role);
-GRANT USAGE, CREATE TABLE, CREATE VIEW ON SCHEMA IDENTIFIER($dataset_schema)
+GRANT USAGE, CREATE TABLE, CREATE VIEW, CREATE STAGE ON SCHEMA IDENTIFIER($dataset_schema)
   TO ROLE IDENTIFIER($loader_role);
 
 -- The transformer (dbt): read the dataset, build in the analytics schema only.

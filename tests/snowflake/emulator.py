@@ -22,13 +22,18 @@ config/snowflake/provision.sql sets up are kept here, and a session that logs in
 with such a role has each statement checked as Snowflake checks it, refused with
 Snowflake's own errors (003001, 002003) where its grants fall short.
 
+`REMOVE @stage/path/`, which fakesnow does not implement, removes the files of
+an internal stage under that path (see `remove_staged`).
+
 One Snowflake statement with nothing to act on here is accepted rather than
 refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`). A row
 that breaks a NOT NULL column fails with Snowflake's own error, not a server
 error (see `refuse_like_snowflake`). A login with the password WRONG_PASSWORD is
 refused with Snowflake's 390100. And for tests of commits that stall, a
 session whose user name starts with "slow" has each COMMIT answered late (see
-SLOW_USER).
+SLOW_USER). For tests of loaders killed at each step of a commit, a session whose
+user name is "stall-copy", "stall-copied" or "stall-commit" stops at that step
+and waits there until its client is gone (see STALL_USER).
 
 Usage: python3 tests/snowflake/emulator.py --port PORT
 """
@@ -39,6 +44,7 @@ import gzip
 import json
 import re
 import secrets
+import shutil
 import sys
 import time
 from urllib.parse import parse_qs
@@ -52,6 +58,7 @@ from fakesnow.cursor import FakeSnowflakeCursor
 # The module's own dict of sessions: `fakesnow.server` the attribute is a function.
 from fakesnow.server import app as fakesnow
 from fakesnow.server import sessions
+from fakesnow.transforms import stage
 
 ABANDONED_AFTER = 10.0
 
@@ -125,9 +132,27 @@ def accept_lock_timeout(body: bytes) -> bytes:
 
 access = AccessControl()
 
+REMOVE = re.compile(
+    r"\s*REMOVE\s+@((?:\"[^\"]+\"|[\w$]+)(?:\.(?:\"[^\"]+\"|[\w$]+)){0,2})(/\S*)?\s*;?\s*$", re.I
+)
+
+
+def remove_staged(token: str, body: bytes) -> bytes:
+    """A `REMOVE @stage/path/` done here, sent on as a statement with no effect."""
+    request = request_json(body)
+    match = REMOVE.match(request["sqlText"]) if request else None
+    session = sessions.get(token)
+    if match is None or session is None:
+        return body
+    names = stage.parts_from_var(match.group(1), session.database, session.schema)
+    directory = stage.internal_dir(".".join(names), (match.group(2) or "/").lstrip("/"))
+    shutil.rmtree(directory, ignore_errors=True)
+    return with_statement(body, NO_EFFECT)
+
+
 # What clients sent, for the benchmarks (GET /iot-emulator/stats): statements and
 # the bytes of their SQL text, and files uploaded to stages and their bytes.
-stats = {"statements": 0, "sql_bytes": 0, "uploads": 0, "upload_bytes": 0}
+stats = {"statements": 0, "sql_bytes": 0, "uploads": 0, "upload_bytes": 0, "stalled": 0}
 
 
 def check_access(token: str, body: bytes) -> bytes:
@@ -178,6 +203,37 @@ def password(body: bytes) -> str:
 # commits stall: by the seconds the name gives ("slow20_loader"), else 3.
 SLOW_USER = re.compile(r"slow(\d*)", re.I)
 slow_sessions: dict[str, float] = {}
+
+
+# Sessions whose user name is "stall-<step>" stop at that step of their first
+# commit, until the client goes away (a test kills it there): "copy" before a
+# COPY INTO runs, "copied" after it ran (its answer never sent), "commit" before
+# COMMIT. stats["stalled"] counts the stops, so that a test knows when to strike.
+STALL_USER = re.compile(r"stall-(copy|copied|commit)$", re.I)
+stall_sessions: dict[str, str] = {}
+
+
+def stall_step(token: str | None, body: bytes) -> str | None:
+    """The step at which this request of a stalling session stops, if it does."""
+    step = stall_sessions.get(token or "")
+    request = request_json(body)
+    if step is None or request is None:
+        return None
+    statement = request["sqlText"].lstrip().upper()
+    if step in ("copy", "copied") and statement.startswith("COPY INTO"):
+        return step
+    return step if step == "commit" and statement.startswith("COMMIT") else None
+
+
+async def stall_until_gone(receive) -> None:
+    stats["stalled"] += 1
+    print("stalled a session until its client is gone", file=sys.stderr)
+    try:
+        while (await asyncio.wait_for(receive(), timeout=600))["type"] != "http.disconnect":
+            pass
+    except TimeoutError:
+        pass
+    print("the stalled session's client is gone", file=sys.stderr)
 
 
 def login_name(body: bytes) -> str:
@@ -324,6 +380,7 @@ class FillResponses:
             await reply(send, out)
             return
         slow_user = SLOW_USER.match(login_name(body)) if login else None
+        stall_user = STALL_USER.match(login_name(body)) if login else None
         if query and (request := request_json(body)) is not None:
             stats["statements"] += 1
             stats["sql_bytes"] += len(request["sqlText"].encode())
@@ -337,11 +394,10 @@ class FillResponses:
                 out = fill(scope["path"], refusal(e))
                 await reply(send, out)
                 return
-            body = accept_lock_timeout(body)
+            body = accept_lock_timeout(remove_staged(token, body))
             track(token, body)
             in_flight[token] = in_flight.get(token, 0) + 1
-            if token in slow_sessions and is_commit(body):
-                await asyncio.sleep(slow_sessions[token])
+        stall = stall_step(token, body) if query else None
 
         async def rewrite(message):
             if message["type"] == "http.response.start":
@@ -361,12 +417,18 @@ class FillResponses:
                     access.login(session, role, database, schema)
                 except (ValueError, TypeError, KeyError):
                     pass
-            if slow_user:
+            if slow_user or stall_user:
                 try:
                     session = json.loads(out)["data"]["token"]
-                    slow_sessions[session] = float(slow_user.group(1) or 3)
+                    if slow_user:
+                        slow_sessions[session] = float(slow_user.group(1) or 3)
+                    else:
+                        stall_sessions[session] = stall_user.group(1).lower()
                 except (ValueError, TypeError, KeyError):
                     pass
+            if stall == "copied":
+                await stall_until_gone(receive)
+                return
             headers = [
                 (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
             ]
@@ -375,6 +437,14 @@ class FillResponses:
             await send({"type": "http.response.body", "body": out})
 
         try:
+            if stall in ("copy", "commit"):
+                await stall_until_gone(receive)
+                # The statement never ran: the session is still in its transaction
+                # (`track` took a COMMIT for done), to be ended as an abandoned one.
+                in_transaction[token] = time.monotonic()
+                return
+            if token in slow_sessions and is_commit(body):
+                await asyncio.sleep(slow_sessions[token])
             await self.app(scope, replay, rewrite)
         finally:
             # A long statement is not idleness: the clock starts when it ends.

@@ -573,6 +573,25 @@ print(json.dumps([[text(v) for v in row] for row in rows]))
         serde_json::from_slice(&output.stdout).expect("provision.py prints the names as JSON")
     }
 
+    /// What the emulator has counted (GET /iot-emulator/stats): statements, bytes
+    /// of SQL, uploads and their bytes, and sessions stalled at a step.
+    pub fn stats(&self) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let address = self.url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = std::net::TcpStream::connect(address).expect("the emulator answers");
+        write!(
+            stream,
+            "GET /iot-emulator/stats HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("the request is sent");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("the answer is read");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    }
+
     /// The first value of `sql` as a number.
     pub fn query_i64(&self, database: &str, sql: &str) -> i64 {
         self.try_query_i64(database, sql)

@@ -9,7 +9,7 @@ use iot_model::{EventKind, Topics};
 use iot_tests::{
     RawMessage, SnowflakeEmulator, assert_success, binary, bootstrap, create_topics,
     duplicated_offsets_sql, group_lag, group_progress, interrupt, kill_at_random_points, produce,
-    read_topic, run, scratch_dir, simulate, snowflake, topic_args, unique_topics,
+    read_topic, run, scratch_dir, simulate, snowflake, spawn, topic_args, unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -363,6 +363,64 @@ fn rows_snowflake_refuses_become_dead_letters_and_the_rest_loads() {
     let error = dead[0][1].clone().unwrap_or_default();
     assert!(error.starts_with("refused by the destination"), "{error}");
     f.assert_each_offset_once();
+}
+
+/// A loader killed at each step of a commit (its files uploaded but not yet
+/// copied, a COPY done inside the open transaction, waiting for its COMMIT)
+/// leaves nothing doubled or lost: the transaction dies with it, and the next run
+/// loads every message once. The files of the killed attempts stay in the stage
+/// (to be removed by a run an hour later); the run that commits leaves none.
+#[test]
+fn a_loader_killed_at_each_step_of_a_commit_leaves_nothing_doubled_or_lost() {
+    let f = Fixture::new();
+    let produced = f.simulate(1500);
+    for step in ["copy", "copied", "commit"] {
+        let stalled = f.snowflake.stats()["stalled"].as_i64().unwrap();
+        let mut child = spawn(f.load_command(&[]).env(
+            "DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME",
+            format!("stall-{step}"),
+        ));
+        let started = Instant::now();
+        while f.snowflake.stats()["stalled"].as_i64().unwrap() == stalled {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the loader ended before it reached {step}"
+            );
+            assert!(started.elapsed() < LIMIT, "the loader never reached {step}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            f.rows_if_created().unwrap_or(0),
+            0,
+            "killed at {step}, nothing is committed"
+        );
+    }
+    let before = stage_folders(&f);
+    assert!(!before.is_empty(), "the killed attempts left their files");
+    let stderr = assert_success(&f.load(&[]));
+    assert_eq!(f.rows() as u64, produced, "{stderr}");
+    f.assert_each_offset_once();
+    assert_eq!(
+        stage_folders(&f),
+        before,
+        "the committed files were removed"
+    );
+}
+
+/// The attempt folders with files in the fixture's stage.
+fn stage_folders(f: &Fixture) -> Vec<String> {
+    let mut folders: Vec<String> = f
+        .snowflake
+        .query(DATABASE, &format!("LIST @{}._load_stage", f.schema))
+        .into_iter()
+        .filter_map(|row| row[0].clone())
+        .filter_map(|name| name.split('/').nth(1).map(str::to_owned))
+        .collect();
+    folders.sort();
+    folders.dedup();
+    folders
 }
 
 #[test]

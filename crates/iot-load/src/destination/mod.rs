@@ -4,6 +4,7 @@
 //! point leaves either all of a batch or none of it. Decoding, batching and offset
 //! bookkeeping live above this trait, once.
 
+pub mod arrow;
 pub mod ddl;
 pub mod duckdb;
 pub mod snowflake;

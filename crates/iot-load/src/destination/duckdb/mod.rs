@@ -7,7 +7,7 @@
 //! another program holds it, waits under the retry policy up to the lock timeout.
 //!
 //! `connection.rs` opens the file, `schema.rs` keeps tables and views up to date,
-//! `write.rs` writes declared tables, `arrow.rs` turns rows into Arrow columns.
+//! `write.rs` writes declared tables as Arrow columns (`destination::arrow`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +15,6 @@ use std::time::Duration;
 use duckdb::Connection;
 use iot_model::{EventKind, Timestamp, Topics};
 
-mod arrow;
 pub mod connection;
 pub mod schema;
 mod write;

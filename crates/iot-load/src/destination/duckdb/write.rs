@@ -6,8 +6,8 @@
 use duckdb::types::{TimeUnit, ToSqlOutput, Value, ValueRef};
 use duckdb::{Connection, ToSql, params_from_iter};
 
-use super::arrow;
 use super::schema::DuckDbSql;
+use crate::destination::arrow::{self, Flavor};
 use crate::destination::ddl::Dialect;
 use crate::destination::{DestinationError, StoredOffsets};
 use crate::tables::{Cell, Context, OFFSETS, Table};
@@ -34,7 +34,7 @@ pub fn append<R>(
         .appender_with_columns_to_db(table.name, schema, &names)
         .map_err(fail)?;
     for part in records.chunks(ROWS_PER_APPEND) {
-        let columns = arrow::record_batch(table, part, context)
+        let columns = arrow::record_batch(table, part, context, Flavor::Native)
             .map_err(|e| DestinationError::write(table.name, e))?;
         appender.append_record_batch(columns).map_err(fail)?;
     }

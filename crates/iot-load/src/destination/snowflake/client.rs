@@ -13,6 +13,7 @@ use snowflake_api::{
 };
 
 use super::sql::{self, SnowflakeSql};
+use super::upload::{Pending, Uploads};
 use super::{SnowflakeAuth, SnowflakeOptions, env};
 use crate::destination::DestinationError;
 use crate::destination::ddl::Dialect;
@@ -50,8 +51,12 @@ fn redirect(url: &mut reqwest::Url, base: &reqwest::Url) {
     *url = moved;
 }
 
-/// The client for a run. Authentication happens with the first statement.
-pub fn connect(options: &SnowflakeOptions) -> Result<SnowflakeApi, DestinationError> {
+/// The client for a run, which uploads the files `uploads` holds when their `PUT`
+/// is answered. Authentication happens with the first statement.
+pub fn connect(
+    options: &SnowflakeOptions,
+    uploads: &Pending,
+) -> Result<SnowflakeApi, DestinationError> {
     let http = reqwest::Client::builder()
         .user_agent(concat!("iot-streaming-load/", env!("CARGO_PKG_VERSION")))
         .gzip(true)
@@ -70,10 +75,14 @@ pub fn connect(options: &SnowflakeOptions) -> Result<SnowflakeApi, DestinationEr
         })?;
     // No retry layer here: a statement is retried, if at all, as part of its whole
     // batch (see `Snowflake::commit`), never on its own inside a transaction.
-    let mut client = reqwest_middleware::ClientBuilder::new(http);
+    let mut client = reqwest_middleware::ClientBuilder::new(http.clone());
     if let Some(base) = &options.url {
         client = client.with(Endpoint { base: base.clone() });
     }
+    client = client.with(Uploads {
+        pending: uploads.clone(),
+        http,
+    });
     let auth_type = match &options.auth {
         SnowflakeAuth::Password(password) => AuthType::Password(PasswordArgs {
             password: password.clone(),
@@ -166,6 +175,39 @@ pub fn text_rows(result: QueryResult) -> Result<Vec<Vec<Option<String>>>, String
                 }
             }
             Ok(rows)
+        }
+    }
+}
+
+/// The `index`-th column of a query's rows, as text (the column must be text).
+pub fn column_text(result: QueryResult, index: usize) -> Result<Vec<Option<String>>, String> {
+    match result {
+        QueryResult::Empty => Ok(Vec::new()),
+        QueryResult::Json(json) => json
+            .value
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| row.get(index).and_then(|c| c.as_str()).map(str::to_owned))
+                    .collect()
+            })
+            .ok_or_else(|| format!("expected rows, got {}", json.value)),
+        QueryResult::Arrow(batches) => {
+            let mut values = Vec::new();
+            for batch in batches {
+                if index >= batch.num_columns() {
+                    return Err(format!("expected a column {index}"));
+                }
+                let column = batch.column(index);
+                let text = column
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| format!("expected text, got {}", column.data_type()))?;
+                values.extend(
+                    (0..batch.num_rows())
+                        .map(|i| (!text.is_null(i)).then(|| text.value(i).to_owned())),
+                );
+            }
+            Ok(values)
         }
     }
 }

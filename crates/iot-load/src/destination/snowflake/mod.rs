@@ -1,12 +1,14 @@
 //! Snowflake: the production warehouse. The same tables as in DuckDB, in a schema
 //! named after the dataset, written over Snowflake's REST API.
 //!
-//! Each batch is one explicit transaction: the rows, the dead letters, then the
-//! offsets, then COMMIT. Moving an offset is a compare-and-set on the offset this
-//! loader expects, so of two loaders that read the same messages only one can
-//! commit them; the other rolls back and reads on from what the winner stored.
-//! A batch that fails for a passing reason (network, service, a collision) is
-//! rolled back and tried again, whole, under the retry policy.
+//! Each batch's rows travel as files (`stage.rs`): one Parquet file a table,
+//! uploaded to the dataset's stage (`upload.rs`). Then one explicit transaction
+//! loads them with `COPY INTO`, moves the offsets and records the load, and
+//! commits. Moving an offset is a compare-and-set on the offset this loader
+//! expects, so of two loaders that read the same messages only one can commit
+//! them; the other rolls back and reads on from what the winner stored. A batch
+//! that fails for a passing reason (network, service, a collision) is rolled back
+//! and tried again, whole, with new files, under the retry policy.
 //!
 //! The snowflake-api client is async; the loader is not. This destination keeps
 //! a runtime of its own, on the loader's thread, and waits on each request: the
@@ -14,6 +16,8 @@
 
 mod client;
 pub mod sql;
+pub mod stage;
+mod upload;
 
 use std::fmt;
 use std::time::Duration;
@@ -24,7 +28,7 @@ use snowflake_api::{QueryResult, SnowflakeApi};
 use super::ddl;
 use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
 use crate::batch::{Batch, Row};
-use crate::tables::{self, Context, DEAD_LETTERS, OFFSETS};
+use crate::tables::{self, Context, DEAD_LETTERS, OFFSETS, Table};
 use sql::SnowflakeSql;
 
 /// The environment variables holding the settings, named as the Python pipeline
@@ -80,8 +84,6 @@ pub struct SnowflakeOptions {
     pub request_timeout: Duration,
     /// How long a batch is retried after failures that may pass.
     pub retry_for: Duration,
-    /// Statements are cut to stay under this size.
-    pub max_statement_bytes: usize,
 }
 
 impl SnowflakeOptions {
@@ -97,7 +99,6 @@ impl SnowflakeOptions {
             url: None,
             request_timeout: Duration::from_secs(120),
             retry_for: Duration::from_secs(120),
-            max_statement_bytes: sql::MAX_STATEMENT_BYTES,
         }
     }
 }
@@ -110,6 +111,8 @@ pub struct Snowflake {
     tables_ready: bool,
     /// Whether a BEGIN was sent that no COMMIT or ROLLBACK has ended.
     in_transaction: bool,
+    /// Files waiting for their upload (see `upload.rs`).
+    uploads: upload::Pending,
 }
 
 /// The client and the runtime its requests run on.
@@ -126,6 +129,7 @@ impl Snowflake {
             session: None,
             tables_ready: false,
             in_transaction: false,
+            uploads: upload::Pending::default(),
         }
     }
 
@@ -146,7 +150,7 @@ impl Snowflake {
                     path: client::endpoint(&self.options),
                     source: e.into(),
                 })?;
-            let api = client::connect(&self.options)?;
+            let api = client::connect(&self.options, &self.uploads)?;
             // The lock wait ends within the batch's retry time and before the request's.
             let wait = self.options.retry_for.min(self.options.request_timeout);
             runtime
@@ -215,6 +219,10 @@ impl Snowflake {
                 self.exec(sql::COMMIT_TURN, &statement)?;
             }
         }
+        // The session's current schema: `COPY` needs one, even with every name
+        // qualified.
+        self.exec("the schema", &sql::use_schema(&schema))?;
+        self.prepare_stage()?;
         for view in sql::views(&schema) {
             let current = views.iter().any(|row| {
                 named(row, &view.name)
@@ -226,6 +234,60 @@ impl Snowflake {
         }
         self.tables_ready = true;
         Ok(())
+    }
+
+    /// Creates the stage if missing, and removes the files of attempts abandoned
+    /// between `PUT` and `COPY` (a loader killed there) once they are old enough
+    /// that no loader is still at work on them.
+    fn prepare_stage(&mut self) -> Result<(), DestinationError> {
+        let schema = self.options.schema.clone();
+        let what = stage::STAGE;
+        let found = self
+            .exec(what, &stage::stage_query(&self.options.database, &schema))
+            .map(|r| client::column_text(r, 1))?
+            .map_err(|reason| {
+                DestinationError::write(what, format!("unexpected answer: {reason}"))
+            })?;
+        if found.is_empty() {
+            self.exec(what, &stage::create_stage(&schema))?;
+            return Ok(());
+        }
+        let files = self
+            .exec(what, &stage::list(&schema))
+            .map(|r| client::column_text(r, 0))?
+            .map_err(|reason| {
+                DestinationError::write(what, format!("unexpected answer: {reason}"))
+            })?;
+        for folder in stage::abandoned(&files, stage::now_seconds()) {
+            tracing::info!(
+                folder,
+                "removing the files of an abandoned attempt from the stage"
+            );
+            self.exec(what, &stage::remove(&schema, &folder))?;
+        }
+        Ok(())
+    }
+
+    /// Uploads `records` of `table` as one file to the stage folder `attempt`;
+    /// returns the `COPY INTO` that loads it.
+    fn stage<R>(
+        &mut self,
+        table: &Table<R>,
+        records: &[R],
+        context: &Context,
+        attempt: &str,
+    ) -> Result<String, DestinationError> {
+        let file = stage::parquet(table, records, context)
+            .map_err(|e| DestinationError::write(table.name, e))?;
+        let folder = format!("{attempt}/{}/", table.name);
+        let path = format!("/iot-load/{folder}{}.parquet", table.name);
+        let schema = self.options.schema.clone();
+        self.uploads.add(&path, file);
+        self.exec(
+            table.name,
+            &upload::put(&path, &stage::location(&schema, &folder)),
+        )?;
+        Ok(stage::copy_into(&schema, table, &folder))
     }
 
     fn read_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
@@ -255,26 +317,26 @@ impl Snowflake {
     ) -> Result<(), DestinationError> {
         self.prepare()?;
         let schema = self.options.schema.clone();
-        let max_bytes = self.options.max_statement_bytes;
         let context = Context::new(&load.load_id);
-        self.begin()?;
+        let attempt = stage::attempt_folder();
+        let mut copies = Vec::new();
         for kind in EventKind::ALL {
-            let table = tables::events(kind);
-            let on_topic = context.on(self.topics.name(kind));
-            for statement in sql::insert(&schema, table, batch.rows(kind), &on_topic, max_bytes) {
-                self.exec(table.name, &statement)?;
+            let (table, rows) = (tables::events(kind), batch.rows(kind));
+            if !rows.is_empty() {
+                let topic = self.topics.name(kind).to_owned();
+                let copy = self.stage(table, rows, &context.on(&topic), &attempt)?;
+                copies.push((table.name, copy));
             }
         }
-        for statement in sql::insert(
-            &schema,
-            &DEAD_LETTERS,
-            batch.dead_letters(),
-            &context,
-            max_bytes,
-        ) {
-            self.exec(DEAD_LETTERS.name, &statement)?;
+        if !batch.dead_letters().is_empty() {
+            let copy = self.stage(&DEAD_LETTERS, batch.dead_letters(), &context, &attempt)?;
+            copies.push((DEAD_LETTERS.name, copy));
         }
-        self.exec("_commit_turn", &sql::take_turn(&schema, &load.load_id))?;
+        self.begin()?;
+        for (table, copy) in &copies {
+            self.exec(table, copy)?;
+        }
+        self.exec(sql::COMMIT_TURN, &sql::take_turn(&schema, &load.load_id))?;
         for (key, range) in batch.ranges() {
             let statement = sql::move_offset(
                 &schema,
@@ -323,12 +385,20 @@ impl Snowflake {
     /// Ends a failed transaction. If even that fails, the session is given up, and
     /// Snowflake rolls back what it held when the session ends.
     fn roll_back(&mut self) {
+        self.uploads.clear();
         if !std::mem::take(&mut self.in_transaction) {
             return;
         }
         if self.exec("the transaction", "ROLLBACK").is_err() {
-            self.session = None;
+            self.drop_session();
         }
+    }
+
+    /// Gives the session up. The next statement opens another, which `prepare`
+    /// sets up again (its current schema among others).
+    fn drop_session(&mut self) {
+        self.session = None;
+        self.tables_ready = false;
     }
 
     /// Runs a transaction under the retry policy, rolled back after each failure.
@@ -364,24 +434,25 @@ impl Destination for Snowflake {
         })
     }
 
+    /// Loads `rows` as a batch would, in a transaction rolled back whatever happens:
+    /// whether Snowflake takes them. A refused file stays in the stage, and is
+    /// removed here.
     fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<(), DestinationError> {
         self.prepare()?;
-        let schema = self.options.schema.clone();
         let table = tables::events(kind);
         let context = Context::new("");
-        let on_topic = context.on(self.topics.name(kind));
-        let statements = sql::insert(
-            &schema,
-            table,
-            rows,
-            &on_topic,
-            self.options.max_statement_bytes,
-        );
+        let topic = self.topics.name(kind).to_owned();
+        let attempt = stage::attempt_folder();
+        let copy = self.stage(table, rows, &context.on(&topic), &attempt)?;
         self.begin()?;
-        let outcome = statements
-            .iter()
-            .try_for_each(|statement| self.exec(table.name, statement).map(drop));
+        let outcome = self.exec(table.name, &copy).map(drop);
         self.roll_back();
+        if outcome.is_err() {
+            let remove = stage::remove(&self.options.schema, &attempt);
+            if let Err(e) = self.exec(stage::STAGE, &remove) {
+                tracing::warn!(error = %e, attempt, "a refused file stays in the stage until a later run removes it");
+            }
+        }
         outcome
     }
 
@@ -391,6 +462,7 @@ impl Destination for Snowflake {
             s.save(load)?;
             s.commit_transaction()
         })?;
+        self.tables_ready = false;
         if let Some(mut session) = self.session.take() {
             // Ends the session now rather than when it times out; nothing is open.
             let _ = session.runtime.block_on(session.api.close_session());

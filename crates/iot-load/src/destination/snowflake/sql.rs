@@ -1,8 +1,8 @@
-//! The SQL text `load` sends to Snowflake, derived from the table declarations.
-//! Snowflake's REST API takes one statement per request and no bound arrays from
-//! this client, so values travel as literals: rows as multi-row
-//! `INSERT … SELECT … FROM VALUES`, each statement kept well under Snowflake's
-//! limit on statement size.
+//! The SQL text `load` sends to Snowflake, derived from the table declarations:
+//! the catalog queries, the tables and views, the offsets and the load's audit
+//! row. Rows travel as staged files (`stage.rs`), never inside SQL text; the one
+//! row a statement carries is the audit row of `_loads`, as literals (Snowflake's
+//! REST API takes no bound values from this client).
 //!
 //! Names are upper case and quoted, as Snowflake stores unquoted names, so that
 //! users can query `iot_stream.gps_data` without quotes.
@@ -13,11 +13,9 @@ use iot_model::Timestamp;
 
 use crate::batch::{OffsetRange, PartitionKey};
 use crate::destination::LoadRecord;
+use crate::destination::arrow;
 use crate::destination::ddl::Dialect;
 use crate::tables::{Cell, ColumnType, Context, LOADS, OFFSETS, Table};
-
-/// Statements are cut at about this many bytes; Snowflake refuses statements over 1 MB.
-pub const MAX_STATEMENT_BYTES: usize = 512 * 1024;
 
 /// Snowflake's names and types.
 pub struct SnowflakeSql;
@@ -67,10 +65,9 @@ pub fn literal(text: &str) -> String {
     out
 }
 
-/// ISO 8601 with `T` and the offset attached: `2026-11-26T09:30:00.250+00:00`.
+/// A timestamp literal: [`arrow::iso_text`] quoted.
 pub fn timestamp(t: Timestamp) -> String {
-    let text = t.to_string();
-    format!("'{}+00:00'", text.trim_end_matches('Z'))
+    format!("'{}'", arrow::iso_text(t))
 }
 
 fn value(cell: Cell) -> String {
@@ -109,6 +106,11 @@ pub fn schema_query(schema: &str) -> String {
         "SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME = {}",
         literal(&schema.to_uppercase())
     )
+}
+
+/// Makes the dataset's schema the session's current one.
+pub fn use_schema(schema: &str) -> String {
+    format!("USE SCHEMA {}", SnowflakeSql::ident(schema))
 }
 
 /// Every column of every table and view in the schema: table, column, type.
@@ -221,6 +223,7 @@ pub fn needed_privilege(statement: &str, database: &str, schema: &str) -> Option
             SnowflakeSql::ident(database)
         )),
         ["CREATE", "TABLE", ..] => Some(on_schema("CREATE TABLE")),
+        ["CREATE", "STAGE", ..] => Some(on_schema("CREATE STAGE")),
         ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE", "VIEW"] => {
             Some(on_schema("CREATE VIEW"))
         }
@@ -228,56 +231,26 @@ pub fn needed_privilege(statement: &str, database: &str, schema: &str) -> Option
     }
 }
 
-/// Multi-row inserts of `records` into `table`, each under `max_bytes` (a single
-/// row longer than that still gets a statement of its own).
-pub fn insert<R>(
-    schema: &str,
-    table: &Table<R>,
-    records: &[R],
-    context: &Context,
-    max_bytes: usize,
-) -> Vec<String> {
+/// Inserts one record into `table`, its values as literals.
+pub fn insert_one<R>(schema: &str, table: &Table<R>, record: &R, context: &Context) -> String {
     let conversions: Vec<String> = table
         .columns
         .iter()
         .enumerate()
         .map(|(i, c)| convert(i + 1, c.ty))
         .collect();
-    let head = format!(
-        "INSERT INTO {} ({}) SELECT {} FROM VALUES ",
+    let values: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| value((c.value)(record, context)))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) SELECT {} FROM VALUES ({})",
         SnowflakeSql::table(schema, table.name),
         SnowflakeSql::column_list(&table.layout()),
-        conversions.join(", ")
-    );
-    let tuples = records.iter().map(|record| {
-        let values: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| value((c.value)(record, context)))
-            .collect();
-        format!("({})", values.join(", "))
-    });
-    chunked(&head, tuples, max_bytes)
-}
-
-fn chunked(head: &str, tuples: impl Iterator<Item = String>, max_bytes: usize) -> Vec<String> {
-    let mut statements = Vec::new();
-    let mut current = String::new();
-    for tuple in tuples {
-        if !current.is_empty() && current.len() + tuple.len() + 2 > max_bytes {
-            statements.push(std::mem::take(&mut current));
-        }
-        if current.is_empty() {
-            current.push_str(head);
-        } else {
-            current.push_str(", ");
-        }
-        current.push_str(&tuple);
-    }
-    if !current.is_empty() {
-        statements.push(current);
-    }
-    statements
+        conversions.join(", "),
+        values.join(", ")
+    )
 }
 
 /// How long a statement of this session waits for a lock another transaction holds
@@ -337,28 +310,19 @@ pub fn select_offsets(schema: &str) -> String {
 /// Replaces the load's audit row.
 pub fn save_load(schema: &str, load: &LoadRecord) -> Vec<String> {
     let context = Context::new(&load.load_id);
-    let mut statements = vec![format!(
-        "DELETE FROM {} WHERE \"LOAD_ID\" = {}",
-        table(schema, LOADS.name),
-        literal(&load.load_id)
-    )];
-    statements.extend(insert(
-        schema,
-        &LOADS,
-        std::slice::from_ref(load),
-        &context,
-        usize::MAX,
-    ));
-    statements
+    vec![
+        format!(
+            "DELETE FROM {} WHERE \"LOAD_ID\" = {}",
+            table(schema, LOADS.name),
+            literal(&load.load_id)
+        ),
+        insert_one(schema, &LOADS, load, &context),
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Batch, KafkaMeta};
-    use crate::tables::tests::one_of_each;
-    use crate::tables::{self, DEAD_LETTERS};
-    use iot_model::{EventKind, Topics};
 
     #[test]
     fn the_three_views_are_statements_of_their_own_with_their_version() {
@@ -417,99 +381,23 @@ mod tests {
         assert_eq!(timestamp(t), "'2025-11-26T09:30:00.250+00:00'");
     }
 
-    fn context() -> Context<'static> {
-        Context::new("l").on("t")
-    }
-
     #[test]
-    fn dead_letters_keep_every_byte_as_a_binary_literal() {
-        let topics = Topics::default();
-        let mut batch = Batch::default();
-        let kafka = KafkaMeta {
-            partition: 4,
-            offset: 9,
-            timestamp: None,
-            key: None,
-        };
-        batch.add(&topics, "gps_data", kafka, Some(b"\xff\x00'"));
-        let statement = &insert(
-            "s",
-            &DEAD_LETTERS,
-            batch.dead_letters(),
-            &context(),
-            usize::MAX,
-        )[0];
-        assert!(
-            statement.contains(
-                "(\"TOPIC\", \"PARTITION\", \"OFFSET\", \"KEY\", \"KEY_BYTES\", \"PAYLOAD\","
-            ),
-            "{statement}"
+    fn the_audit_row_is_one_insert_with_every_column_converted_to_its_type() {
+        let load = LoadRecord::new(
+            "l".into(),
+            Timestamp::from_millis(1_764_149_400_250).unwrap(),
         );
-        assert!(statement.contains("column6::BINARY"), "{statement}");
+        let statements = save_load("s", &load);
+        assert_eq!(statements.len(), 2);
+        assert!(statements[0].starts_with("DELETE FROM \"S\".\"_LOADS\""));
+        let insert = &statements[1];
         assert!(
-            statement.contains("'gps_data', 4, 9, NULL, NULL, X'FF0027', NULL,"),
-            "{statement}"
+            insert.starts_with("INSERT INTO \"S\".\"_LOADS\""),
+            "{insert}"
         );
-    }
-
-    fn rows_of_every_kind(copies: usize) -> Batch {
-        let topics = Topics::default();
-        let mut batch = Batch::default();
-        let mut offset = 0;
-        for _ in 0..copies {
-            for event in one_of_each() {
-                let mut json = Vec::new();
-                event.encode(&mut json);
-                let kafka = KafkaMeta {
-                    partition: 0,
-                    offset,
-                    timestamp: None,
-                    key: None,
-                };
-                offset += 1;
-                batch.add(&topics, topics.name(event.kind()), kafka, Some(&json));
-            }
-        }
-        batch
-    }
-
-    #[test]
-    fn inserts_are_cut_below_the_size_limit_and_keep_every_row() {
-        let batch = rows_of_every_kind(40);
-        for kind in EventKind::ALL {
-            let rows = batch.rows(kind);
-            let table = tables::events(kind);
-            let one = insert("s", table, rows, &context(), usize::MAX);
-            assert_eq!(one.len(), 1);
-            let limit = one[0].len() / 5;
-            let cut = insert("s", table, rows, &context(), limit);
-            assert!(cut.len() >= 5, "{kind}: {} statements", cut.len());
-            let tuples: usize = cut
-                .iter()
-                .map(|s| {
-                    assert!(s.len() <= limit, "{kind}: {} > {limit}", s.len());
-                    assert!(s.starts_with("INSERT INTO \"S\"."));
-                    s.matches("), (").count() + 1
-                })
-                .sum();
-            assert_eq!(tuples, rows.len(), "{kind}");
-        }
-    }
-
-    #[test]
-    fn every_column_is_converted_to_its_type() {
-        let batch = rows_of_every_kind(1);
-        let statement = &insert(
-            "s",
-            tables::events(EventKind::Gps),
-            batch.rows(EventKind::Gps),
-            &context(),
-            usize::MAX,
-        )[0];
-        assert!(statement.contains("column5::TIMESTAMP_TZ"), "{statement}");
-        assert!(statement.contains("PARSE_JSON(column11)"), "{statement}");
-        assert!(statement.contains("column2::VARCHAR(36)"), "{statement}");
-        assert!(statement.contains("+00:00'"), "{statement}");
+        assert!(insert.contains("PARSE_JSON("), "{insert}");
+        assert!(insert.contains("::TIMESTAMP_TZ"), "{insert}");
+        assert_eq!(insert.matches("FROM VALUES (").count(), 1, "{insert}");
     }
 
     #[test]
