@@ -8,9 +8,10 @@ health of the pipeline, read live from what `load` writes.
 Settings come from flags after `--` (streamlit run app.py -- --duckdb-file …) or
 the variables `load` reads: LOAD_DEST, DUCKDB_FILE, DATASET_NAME, the Snowflake
 credentials and SNOWFLAKE_URL, the Kafka settings and topics (for the lag), and
-DASHBOARD_REFRESH (seconds between refreshes, default 5).
-In Streamlit in Snowflake, `--dest snowflake` uses the app's own session. Pages
-only lay results out; iot_dashboard.data asks.
+DASHBOARD_REFRESH (seconds between refreshes: 5 on a DuckDB file; 600 on Snowflake,
+where every refresh wakes the warehouse: see `refresh_cost`).
+In Streamlit in Snowflake (snowflake.yml) the app reads Snowflake with the app's
+own session. Pages only lay results out; iot_dashboard.data asks.
 """
 
 from __future__ import annotations
@@ -28,27 +29,47 @@ import streamlit as st
 from iot_dashboard import data
 from iot_dashboard.data import Busy, DuckDbSource, SnowflakeSource, Unavailable
 
+# Seconds between refreshes, by destination. A DuckDB file costs nothing to ask.
+# On Snowflake each refresh that finds the warehouse suspended resumes it, and
+# Snowflake bills at least a minute per resume: refreshing every 5 s would keep an
+# XSMALL warehouse running all day (24 credits); every 10 min it runs about one
+# minute in ten.
+DEFAULT_REFRESH_S = {"duckdb": 5, "snowflake": 600}
+
+
+def refresh_cost(refresh_s: int, credits_per_hour: float = 1.0) -> str:
+    """What refreshing every `refresh_s` seconds costs a warehouse of
+    `credits_per_hour` (XSMALL: 1) over a day the page is open: each refresh keeps
+    it running for at least Snowflake's minimum billed minute, or all the time if
+    refreshes come more often than that."""
+    share = min(1.0, 60 / refresh_s)
+    return (
+        f"each refresh wakes the warehouse for at least the minute Snowflake bills: "
+        f"about {24 * share * credits_per_hour:.1f} credits a day on XSMALL while a page "
+        "is open (set DASHBOARD_REFRESH to change)"
+    )
+
 
 def settings() -> tuple[data.Source, int]:
+    session = active_snowflake_session()
     parser = argparse.ArgumentParser(prog="dashboard")
     parser.add_argument(
-        "--dest", choices=["duckdb", "snowflake"], default=os.environ.get("LOAD_DEST", "duckdb")
+        "--dest",
+        choices=["duckdb", "snowflake"],
+        default=os.environ.get("LOAD_DEST", "snowflake" if session is not None else "duckdb"),
     )
     parser.add_argument(
         "--duckdb-file", default=os.environ.get("DUCKDB_FILE", "iot_service.duckdb")
     )
     parser.add_argument("--dataset", default=os.environ.get("DATASET_NAME", "iot_stream"))
-    parser.add_argument(
-        "--refresh", type=int, default=int(os.environ.get("DASHBOARD_REFRESH", "5"))
-    )
+    parser.add_argument("--refresh", type=int, default=os.environ.get("DASHBOARD_REFRESH"))
     args, _ = parser.parse_known_args(sys.argv[1:])
+    refresh = max(1, int(args.refresh or DEFAULT_REFRESH_S[args.dest]))
     if args.dest == "snowflake":
-        session = active_snowflake_session()
         if session is not None:
-            return SnowflakeSource(dataset=args.dataset, session=session), max(1, args.refresh)
-        return SnowflakeSource.from_env(args.dataset), max(1, args.refresh)
-    source = DuckDbSource(Path(args.duckdb_file).expanduser().resolve(), args.dataset)
-    return source, max(1, args.refresh)
+            return SnowflakeSource(dataset=args.dataset, session=session), refresh
+        return SnowflakeSource.from_env(args.dataset), refresh
+    return DuckDbSource(Path(args.duckdb_file).expanduser().resolve(), args.dataset), refresh
 
 
 def active_snowflake_session():
@@ -345,7 +366,9 @@ def show(page: str) -> None:
 def main() -> None:
     st.set_page_config(page_title="iot-streaming", page_icon="🚗", layout="wide")
     page = st.sidebar.radio("Page", list(PAGES))
-    st.sidebar.caption(f"{SOURCE.describe()}; refreshed every {REFRESH_S} s.")
+    every = f"{REFRESH_S // 60} min" if REFRESH_S % 60 == 0 else f"{REFRESH_S} s"
+    cost = f": {refresh_cost(REFRESH_S)}" if isinstance(SOURCE, SnowflakeSource) else ""
+    st.sidebar.caption(f"{SOURCE.describe()}; refreshed every {every}{cost}.")
     show(page)
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import duckdb
 import pandas as pd
 
 # At most this many GPS points reach the browser, however many rows the table holds.
@@ -107,6 +106,9 @@ class DuckDbSource:
                 f"`scripts/demo.sh`, or `load --dest duckdb --duckdb-file {self.path}` "
                 "after `simulate`."
             )
+        # Imported here: the app in Streamlit in Snowflake reads no file and has none.
+        import duckdb
+
         deadline = time.monotonic() + self.patience_s
         while True:
             try:
@@ -196,35 +198,39 @@ class SnowflakeSource:
             return tidy(frame.columns, frame.itertuples(index=False))
         from snowflake.connector import errors
 
+        # One session serves every viewer; each question has a cursor of its own, so
+        # questions of different viewers run side by side (the connector shares a
+        # connection between threads: threadsafety 2).
         with SESSIONS_LOCK:
-            cursor = self.connect().cursor()
-            try:
-                # The connector puts the values in itself (its default "pyformat"
-                # style, %s for each ?), so the server sees plain SQL: the
-                # emulator mistranslates bound values inside a WITH.
-                cursor.execute(text.replace("?", "%s"), params or None)
-                return tidy([c[0] for c in cursor.description], cursor.fetchall())
-            except errors.ProgrammingError as e:
-                if e.errno == 2003:  # an object does not exist, or the role may not see it
-                    raise Unavailable(
-                        f"{self.describe()} lacks what this page reads ({first_line(e)}). "
-                        "Run `load --dest snowflake` with this --dataset to create its tables."
-                        + self.grants_hint()
-                    ) from e
-                if e.errno == 3001:  # insufficient privileges
-                    raise Unavailable(
-                        f"{self.describe()} refused a query for want of a privilege "
-                        f"({first_line(e)}).{self.grants_hint()}"
-                    ) from e
-                if e.errno == 904:  # an invalid identifier: a column is missing
-                    raise Unavailable(
-                        f"{self.describe()} has an older layout ({first_line(e)}). Run "
-                        "`load --dest snowflake` once: it adds the missing columns."
-                    ) from e
-                raise Unavailable(f"{self.describe()} refused a query ({first_line(e)}).") from e
-            except errors.Error as e:
-                SESSIONS.pop(self, None)
-                raise Unavailable(self.failure(e)) from e
+            connection = self.connect()
+        cursor = connection.cursor()
+        try:
+            # The connector puts the values in itself (its default "pyformat"
+            # style, %s for each ?), so the server sees plain SQL: the
+            # emulator mistranslates bound values inside a WITH.
+            cursor.execute(text.replace("?", "%s"), params or None)
+            return tidy([c[0] for c in cursor.description], cursor.fetchall())
+        except errors.ProgrammingError as e:
+            if e.errno == 2003:  # an object does not exist, or the role may not see it
+                raise Unavailable(
+                    f"{self.describe()} lacks what this page reads ({first_line(e)}). "
+                    "Run `load --dest snowflake` with this --dataset to create its tables."
+                    + self.grants_hint()
+                ) from e
+            if e.errno == 3001:  # insufficient privileges
+                raise Unavailable(
+                    f"{self.describe()} refused a query for want of a privilege "
+                    f"({first_line(e)}).{self.grants_hint()}"
+                ) from e
+            if e.errno == 904:  # an invalid identifier: a column is missing
+                raise Unavailable(
+                    f"{self.describe()} has an older layout ({first_line(e)}). Run "
+                    "`load --dest snowflake` once: it adds the missing columns."
+                ) from e
+            raise Unavailable(f"{self.describe()} refused a query ({first_line(e)}).") from e
+        except errors.Error as e:
+            SESSIONS.pop(self, None)
+            raise Unavailable(self.failure(e)) from e
 
     def grants_hint(self) -> str:
         """What an administrator grants a role the dashboard signs in with, as
@@ -314,7 +320,7 @@ class SnowflakeSource:
         )
 
 
-# Open Snowflake sessions, by source; the lock keeps one request on a session at once.
+# Open Snowflake sessions, by source; the lock keeps two viewers from opening one each.
 SESSIONS: dict[SnowflakeSource, Any] = {}
 # The last failed login of each source: when, and what it means.
 FAILED_LOGINS: dict[SnowflakeSource, tuple[float, str]] = {}

@@ -11,6 +11,7 @@ import sys
 import time
 
 import duckdb
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -283,6 +284,108 @@ def test_snowflake_incidents_weather_and_health_match_the_warehouse(
 
 def warnings_of(app: AppTest) -> str:
     return " ".join(w.value for w in app.warning)
+
+
+def test_in_streamlit_in_snowflake_the_app_reads_with_the_apps_own_session(
+    monkeypatch, snowflake_fleet
+):
+    """As Snowsight runs it (snowflake.yml): every file the definition lists is
+    here, and the app, given only the app's session (Snowpark's
+    get_active_session), reads Snowflake through it. The session here is the
+    reporter role's on the emulator, as the deployed app's owner is."""
+    import types
+
+    import yaml
+
+    from conftest import DASHBOARD
+
+    definition = yaml.safe_load((DASHBOARD / "snowflake.yml").read_text())
+    (entity,) = definition["entities"].values()
+    assert (entity["type"], entity["main_file"]) == ("streamlit", "app.py")
+    for artifact in entity["artifacts"]:
+        assert (DASHBOARD / artifact).is_file(), artifact
+
+    with connect(
+        emulator(), database="IOT", role=roles(snowflake_fleet)["reporter_role"]
+    ) as connection:
+
+        class Answer:
+            def __init__(self, text, params):
+                self.text, self.params = text, params
+
+            def to_pandas(self):
+                cursor = connection.cursor()
+                cursor.execute(self.text.replace("?", "%s"), self.params)
+                names = [c[0] for c in cursor.description]
+                return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+
+        class Session:
+            def sql(self, text, params=None):
+                return Answer(text, params)
+
+        context = types.ModuleType("snowflake.snowpark.context")
+        context.get_active_session = Session
+        snowpark = types.ModuleType("snowflake.snowpark")
+        snowpark.context = context
+        monkeypatch.setitem(sys.modules, "snowflake.snowpark", snowpark)
+        monkeypatch.setitem(sys.modules, "snowflake.snowpark.context", context)
+        app = page("Fleet map", monkeypatch, DATASET_NAME=snowflake_fleet)
+        devices = snowflake_truth(snowflake_fleet, "SELECT DISTINCT device_id FROM {s}.GPS_DATA")
+        assert metric(app, "Vehicles") == str(len(devices))
+        said = " ".join(c.value for c in app.sidebar.caption)
+        assert "Snowflake this account" in said and "refreshed every 10 min" in said, said
+
+
+def test_snowflake_refreshes_every_10_min_and_says_what_that_costs(monkeypatch, snowflake_fleet):
+    app = snowflake_page("Fleet map", monkeypatch, snowflake_fleet)
+    said = " ".join(c.value for c in app.sidebar.caption)
+    assert "refreshed every 10 min" in said, said
+    assert "about 2.4 credits a day on XSMALL" in said, said
+    app = snowflake_page("Fleet map", monkeypatch, snowflake_fleet, DASHBOARD_REFRESH="60")
+    said = " ".join(c.value for c in app.sidebar.caption)
+    assert "refreshed every 1 min" in said and "about 24.0 credits a day" in said, said
+
+
+def test_snowflake_viewers_questions_run_side_by_side(monkeypatch):
+    """Two viewers' questions on one session at once: neither waits for the other
+    (each holds its cursor until both are in; a lock around the query would make the
+    first wait for ever, and the barrier break)."""
+    import threading
+
+    from iot_dashboard import data
+
+    both_in = threading.Barrier(2, timeout=10)
+
+    class Cursor:
+        description = [("N",)]
+
+        def execute(self, sql, params=None):
+            both_in.wait()
+
+        def fetchall(self):
+            return [(1,)]
+
+    class Connection:
+        def cursor(self):
+            return Cursor()
+
+    source = data.SnowflakeSource(account="a", user="u", password="p", database="IOT")
+    monkeypatch.setitem(data.SESSIONS, source, Connection())
+    answers, failures = [], []
+
+    def ask():
+        try:
+            answers.append(source.query("SELECT 1 AS n"))
+        except Exception as e:  # the barrier broken: the two ran one after the other
+            failures.append(e)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert [int(a["n"].iloc[0]) for a in answers] == [1, 1]
 
 
 def test_snowflake_a_role_without_select_is_told_the_grant(monkeypatch, snowflake_fleet):
