@@ -10,6 +10,10 @@
 # dbt reads the variables `load` reads (DUCKDB_FILE, DATASET_NAME, the Snowflake
 # credentials; a .env file in this folder is read too). A relative DUCKDB_FILE is
 # taken from this folder, as `load` takes it.
+#
+# Exit status: dbt's, except 7 when Snowflake refused a statement for want of a
+# privilege (as `load`): the script then names the grants config/snowflake/
+# provision.sql gives the transformer role, which dbt needs and no more.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,4 +26,25 @@ DUCKDB_FILE=$(realpath -m "${DUCKDB_FILE:-iot_service.duckdb}")
 export DUCKDB_FILE DBT_PROJECT_DIR=$repo/analytics DBT_PROFILES_DIR=$repo/analytics
 # dbt's own usage statistics stay off.
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false
-exec "$venv/bin/dbt" "$@"
+output=$(mktemp)
+trap 'rm -f "$output"' EXIT
+status=0
+"$venv/bin/dbt" "$@" 2>&1 | tee "$output" || status=$?
+# 003001: insufficient privileges; 002003: an object the role cannot see is "does
+# not exist or not authorized" (dbt's own missing relations say otherwise).
+if ((status != 0)) && grep -qE "003001|002003 .*not authorized" "$output"; then
+  database=${DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE:-IOT}
+  dataset=${DATASET_NAME:-iot_stream}
+  analytics=${DBT_SCHEMA:-${dataset}_analytics}
+  role=${DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE:-"<the transformer role>"}
+  where="${database^^}.${dataset^^}"
+  {
+    echo "dbt.sh: Snowflake refused dbt a statement for want of a privilege (above)."
+    echo "  dbt needs what config/snowflake/provision.sql grants its transformer role; an administrator runs:"
+    echo "  GRANT USAGE ON SCHEMA $where TO ROLE $role;"
+    echo "  GRANT SELECT ON ALL TABLES IN SCHEMA $where TO ROLE $role; (and ALL VIEWS, FUTURE TABLES, FUTURE VIEWS)"
+    echo "  GRANT USAGE, CREATE TABLE, CREATE VIEW ON SCHEMA ${database^^}.${analytics^^} TO ROLE $role;"
+  } >&2
+  exit 7
+fi
+exit "$status"

@@ -6,9 +6,10 @@ enforces as Snowflake does."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
-from conftest import dbt, duckdb_env
+from conftest import REPO, dbt, duckdb_env
 from fleet import (
     clean_env,
     emulator,
@@ -19,7 +20,7 @@ from fleet import (
     topics_of_our_own,
     truth,
 )
-from provision import provision
+from provision import connect, provision
 
 KEYS = {
     "trips": "trip_id",
@@ -69,3 +70,47 @@ def test_the_models_build_in_snowflake_as_on_duckdb(tmp_path):
     assert len(snowflake_truth(dataset, "SELECT trip_id FROM {s}_ANALYTICS.TRIPS")) == 4, (
         "both rounds' trips"
     )
+
+
+def test_dbt_short_of_a_grant_exits_7_with_the_grants_to_run(tmp_path):
+    """scripts/dbt.sh under a transformer role whose CREATE TABLE on the analytics
+    schema was revoked: Snowflake refuses dbt's first table, and the script names
+    the grants provision.sql gives the transformer, with load's status for it."""
+    topics = topics_of_our_own()
+    dataset = "dbt" + uuid.uuid4().hex[:10]
+    roles = provision(emulator(), dataset)
+    role = "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE"
+    simulate(topics, "--vehicles", "1", "--duration", "2m", "--seed", "3")
+    load(
+        topics,
+        "--dest",
+        "snowflake",
+        "--dataset",
+        dataset,
+        env={**clean_env(), **snowflake_env(user="loader"), role: roles["loader_role"]},
+    )
+    analytics = roles["analytics_schema"]
+    with connect(emulator(), database="IOT") as admin:
+        admin.cursor().execute(
+            f"REVOKE CREATE TABLE ON SCHEMA {analytics} FROM ROLE {roles['transformer_role']}"
+        )
+    env = {
+        **clean_env(),
+        **snowflake_env(user="dbt"),
+        "DATASET_NAME": dataset,
+        role: roles["transformer_role"],
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    done = subprocess.run(
+        [str(REPO / "scripts" / "dbt.sh"), "build", "--target", "snowflake"]
+        + ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 7, done.stdout[-3000:] + done.stderr
+    grant = f"GRANT USAGE, CREATE TABLE, CREATE VIEW ON SCHEMA IOT.{analytics} TO ROLE "
+    assert grant + roles["transformer_role"] in done.stderr, done.stderr
