@@ -31,30 +31,29 @@ KEYS = {
 }
 
 
+ROLE = "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE"
+
+
+def load_as_loader(topics: list[str], dataset: str, roles: dict[str, str], **kwargs) -> None:
+    """`load` into `dataset` in the emulator, under its provisioned loader role."""
+    env = {**clean_env(), **snowflake_env(user="loader"), ROLE: roles["loader_role"]}
+    load(topics, "--dest", "snowflake", "--dataset", dataset, env=env, **kwargs)
+
+
 def test_the_models_build_in_snowflake_as_on_duckdb(tmp_path):
     topics = topics_of_our_own()
     dataset = "dbt" + uuid.uuid4().hex[:10]
     path = tmp_path / "fleet.duckdb"
     roles = provision(emulator(), dataset)
-    role = "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE"
     snowflake = {
         **snowflake_env(user="dbt"),
         "DATASET_NAME": dataset,
-        role: roles["transformer_role"],
+        ROLE: roles["transformer_role"],
     }
-    loader = {**clean_env(), **snowflake_env(user="loader"), role: roles["loader_role"]}
     for seed in (7, 8):
         simulate(topics, "--vehicles", "2", "--duration", "10m", "--seed", str(seed))
         load(topics, "--dest", "duckdb", "--duckdb-file", path, group="duck" + dataset)
-        load(
-            topics,
-            "--dest",
-            "snowflake",
-            "--dataset",
-            dataset,
-            group="snow" + dataset,
-            env=loader,
-        )
+        load_as_loader(topics, dataset, roles, group="snow" + dataset)
         # The second round builds incrementally on the first.
         built = dbt(tmp_path / "snowflake", "build", "--target", "snowflake", env=snowflake)
         assert "Completed successfully" in built.stdout
@@ -79,16 +78,8 @@ def test_dbt_short_of_a_grant_exits_7_with_the_grants_to_run(tmp_path):
     topics = topics_of_our_own()
     dataset = "dbt" + uuid.uuid4().hex[:10]
     roles = provision(emulator(), dataset)
-    role = "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE"
     simulate(topics, "--vehicles", "1", "--duration", "2m", "--seed", "3")
-    load(
-        topics,
-        "--dest",
-        "snowflake",
-        "--dataset",
-        dataset,
-        env={**clean_env(), **snowflake_env(user="loader"), role: roles["loader_role"]},
-    )
+    load_as_loader(topics, dataset, roles)
     analytics = roles["analytics_schema"]
     with connect(emulator(), database="IOT") as admin:
         admin.cursor().execute(
@@ -98,7 +89,7 @@ def test_dbt_short_of_a_grant_exits_7_with_the_grants_to_run(tmp_path):
         **clean_env(),
         **snowflake_env(user="dbt"),
         "DATASET_NAME": dataset,
-        role: roles["transformer_role"],
+        ROLE: roles["transformer_role"],
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     done = subprocess.run(

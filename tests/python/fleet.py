@@ -14,7 +14,6 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import duckdb
 import pytest
@@ -120,20 +119,11 @@ def snowflake_env(user: str = "dashboard", password: str = "secret") -> dict[str
 
 
 def emulator_connection(**settings):
-    """A session on the emulator through Snowflake's connector (a context manager)."""
-    import snowflake.connector
+    """An administrator's session on the emulator through Snowflake's connector (a
+    context manager)."""
+    from provision import connect
 
-    url = urlsplit(emulator())
-    return snowflake.connector.connect(
-        account="emulator",
-        user="tests",
-        password="tests",
-        host=url.hostname,
-        port=url.port,
-        protocol=url.scheme,
-        network_timeout=60,
-        **settings,
-    )
+    return connect(emulator(), **settings)
 
 
 def snowflake_truth(dataset: str, sql: str) -> list:

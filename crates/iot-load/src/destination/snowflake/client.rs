@@ -134,6 +134,22 @@ pub fn changed_rows(result: &QueryResult) -> i64 {
 
 /// The rows of a query whose columns are all text.
 pub fn text_rows(result: QueryResult) -> Result<Vec<Vec<Option<String>>>, String> {
+    text_columns(result, None)
+}
+
+/// The `index`-th column of a query's rows, as text (that column must be text; the
+/// others may be anything).
+pub fn column_text(result: QueryResult, index: usize) -> Result<Vec<Option<String>>, String> {
+    let rows = text_columns(result, Some(index))?;
+    Ok(rows.into_iter().map(|mut row| row.pop().flatten()).collect())
+}
+
+/// The rows of a query, every column (or only column `only`) as text.
+fn text_columns(
+    result: QueryResult,
+    only: Option<usize>,
+) -> Result<Vec<Vec<Option<String>>>, String> {
+    let wanted = |i: usize| only.is_none_or(|only| only == i);
     match result {
         QueryResult::Empty => Ok(Vec::new()),
         QueryResult::Json(json) => json
@@ -146,7 +162,9 @@ pub fn text_rows(result: QueryResult) -> Result<Vec<Vec<Option<String>>>, String
                             .map(|cells| {
                                 cells
                                     .iter()
-                                    .map(|c| c.as_str().map(str::to_owned))
+                                    .enumerate()
+                                    .filter(|(i, _)| wanted(*i))
+                                    .map(|(_, c)| c.as_str().map(str::to_owned))
                                     .collect()
                             })
                             .unwrap_or_default()
@@ -160,11 +178,16 @@ pub fn text_rows(result: QueryResult) -> Result<Vec<Vec<Option<String>>>, String
                 let columns = batch
                     .columns()
                     .iter()
-                    .map(|c| {
+                    .enumerate()
+                    .filter(|(i, _)| wanted(*i))
+                    .map(|(_, c)| {
                         c.as_string_opt::<i32>()
                             .ok_or_else(|| format!("expected text, got {}", c.data_type()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                if columns.is_empty() {
+                    return Err(format!("expected a column {only:?}"));
+                }
                 for i in 0..batch.num_rows() {
                     rows.push(
                         columns
@@ -175,39 +198,6 @@ pub fn text_rows(result: QueryResult) -> Result<Vec<Vec<Option<String>>>, String
                 }
             }
             Ok(rows)
-        }
-    }
-}
-
-/// The `index`-th column of a query's rows, as text (the column must be text).
-pub fn column_text(result: QueryResult, index: usize) -> Result<Vec<Option<String>>, String> {
-    match result {
-        QueryResult::Empty => Ok(Vec::new()),
-        QueryResult::Json(json) => json
-            .value
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .map(|row| row.get(index).and_then(|c| c.as_str()).map(str::to_owned))
-                    .collect()
-            })
-            .ok_or_else(|| format!("expected rows, got {}", json.value)),
-        QueryResult::Arrow(batches) => {
-            let mut values = Vec::new();
-            for batch in batches {
-                if index >= batch.num_columns() {
-                    return Err(format!("expected a column {index}"));
-                }
-                let column = batch.column(index);
-                let text = column
-                    .as_string_opt::<i32>()
-                    .ok_or_else(|| format!("expected text, got {}", column.data_type()))?;
-                values.extend(
-                    (0..batch.num_rows())
-                        .map(|i| (!text.is_null(i)).then(|| text.value(i).to_owned())),
-                );
-            }
-            Ok(values)
         }
     }
 }
