@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # How `load --dest snowflake` scales out, measured: one backlog of EVENTS events
 # (default 20000) in topics of PARTITIONS partitions (default 4) is loaded into the
-# Snowflake emulator by 1, 2 and 4 loaders of one consumer group (LOADERS="1 2 4"),
+# Snowflake emulator by 1, 2 and 4 cron loaders of one consumer group, started
+# together (LOADERS="1 2 4"), in batches of BATCH messages (default 2000, so that
+# the group shares the partitions out while the first batches load),
 # each round into a dataset of its own set up by config/snowflake/provision.sql and
 # loaded under its loader role. For each round it prints the wall time, rows/s,
 # and what crossed the wire per 1,000 rows (statements, bytes of SQL text, bytes of
@@ -17,6 +19,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/iot-streaming/target}
 events=${EVENTS:-20000}
 partitions=${PARTITIONS:-4}
 rounds=${LOADERS:-1 2 4}
+batch=${BATCH:-2000}
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -47,12 +50,18 @@ say "simulate: $events events of 16 vehicles into topics of $partitions partitio
 "$bin/simulate" --bootstrap-servers "$BROKER_BOOTSTRAP" "${topic_flags[@]}" \
   --partitions "$partitions" --from Potsdam --to Leipzig --vehicles 16 --stagger 2s \
   --speed max --seed 7 --max-events "$events" >/dev/null 2>"$work/simulate.log"
+# What the topics hold (the fleet may arrive before EVENTS events).
+events=$("$repo/scripts/broker.sh" kafka-get-offsets --bootstrap-server "$BROKER_BOOTSTRAP" \
+  --topic "$prefix\\..*" 2>/dev/null | awk -F: '{ sum += $NF } END { print sum }')
+say "the topics hold $events messages"
 
+# What the emulator has counted: statements, bytes of SQL, uploads, bytes uploaded.
 stats() { python3 -c 'import json, sys, urllib.request
-print(" ".join(str(v) for v in json.load(urllib.request.urlopen(sys.argv[1] + "/iot-emulator/stats")).values()))' \
+counts = json.load(urllib.request.urlopen(sys.argv[1] + "/iot-emulator/stats"))
+print(*(counts[k] for k in ("statements", "sql_bytes", "uploads", "upload_bytes")))' \
   "$SNOWFLAKE_EMULATOR_URL"; }
 
-printf '\n%-8s %9s %8s %16s %14s %17s\n' loaders seconds rows/s "statements/1k" "SQL KB/1k" "uploaded KB/1k"
+printf '\n%-8s %9s %8s %16s %14s %17s %s\n' loaders seconds rows/s "statements/1k" "SQL KB/1k" "uploaded KB/1k" "rows per loader"
 for loaders in $rounds; do
   dataset=bench_${loaders}_$run
   role=$("$SNOWFLAKE_EMULATOR_PYTHON" "$repo/tests/python/provision.py" "$SNOWFLAKE_EMULATOR_URL" "$dataset" |
@@ -62,6 +71,7 @@ for loaders in $rounds; do
   pids=()
   for i in $(seq 1 "$loaders"); do
     "$bin/load" --dest snowflake --snowflake-url "$SNOWFLAKE_EMULATOR_URL" --snowflake-role "$role" \
+      --batch-size "$batch" \
       --dataset "$dataset" --group-id "bench-$dataset" --bootstrap-servers "$BROKER_BOOTSTRAP" \
       "${topic_flags[@]}" >/dev/null 2>"$work/load-$loaders-$i.log" &
     pids+=($!)
@@ -94,6 +104,7 @@ PY
   )
   awk -v l="$loaders" -v s="$start" -v e="$end" -v r="$stored" \
     -v st=$((statements1 - statements0)) -v sb=$((sql1 - sql0)) -v ub=$((bytes1 - bytes0)) \
-    'BEGIN { t = e - s; printf "%-8s %9.1f %8.0f %16.1f %14.1f %17.1f\n", l, t, r / t, st * 1000 / r, sb / r, ub / r }'
+    -v shares="$(for i in $(seq 1 "$loaders"); do sed -n 's/^Done load [^:]*: \([0-9]*\) rows.*/\1/p' "$work/load-$loaders-$i.log"; done | paste -sd/)" \
+    'BEGIN { t = e - s; printf "%-8s %9.1f %8.0f %16.1f %14.1f %17.1f %s\n", l, t, r / t, st * 1000 / r, sb / r, ub / r, shares }'
 done
 echo "(every message stored once in each round: $events rows, no duplicate offsets)"

@@ -32,7 +32,9 @@ with() {
   # Not local: the EXIT trap reads them after the function has returned.
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   dir=$(mktemp -d -t iot-snowflake.XXXXXX)
-  "$python" "$repo/tests/snowflake/emulator.py" --port "$port" >"$dir/emulator.log" 2>&1 &
+  # fakesnow keeps internal stages in a temporary folder it never removes: inside
+  # $dir, it goes with it.
+  TMPDIR=$dir "$python" "$repo/tests/snowflake/emulator.py" --port "$port" >"$dir/emulator.log" 2>&1 &
   pid=$!
   trap 'status=$?; kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
         if [[ $status != 0 && -s $dir/emulator.log ]]; then

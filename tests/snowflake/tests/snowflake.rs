@@ -1,6 +1,7 @@
 //! `load --dest snowflake` end to end: the real binaries, a real broker and the
 //! Snowflake emulator (fakesnow), read back through the Python Snowflake connector.
-//! The emulator writes about 600 rows/s, so the volumes here are small.
+//! The emulator (one Python process on DuckDB) loads a few thousand rows/s, so the
+//! volumes here are small.
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
