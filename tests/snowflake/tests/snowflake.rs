@@ -430,13 +430,15 @@ fn a_killed_load_resumes_exactly() {
     // transaction leaves it open, and the emulator ends it 10 s after its last
     // request (tests/snowflake/emulator.py), where Snowflake would take hours. Until
     // then the next load's batches collide with it and are retried.
+    // Small batches, and a kill at most half a second after a run's first commit:
+    // each run is still loading when it is killed (a batch takes a dozen requests).
     let f = Fixture::new();
-    let produced = f.simulate(3000);
+    let produced = f.simulate(6000);
     let kills = kill_at_random_points(
-        || f.load_command(&["--batch-size", "150"]),
+        || f.load_command(&["--batch-size", "50"]),
         5,
         group_progress(&f.bootstrap, &f.group, &f.topics),
-        Duration::from_millis(1000),
+        Duration::from_millis(500),
         || {},
     );
     assert!(
