@@ -141,7 +141,10 @@ pub fn text_rows(result: QueryResult) -> Result<Vec<Vec<Option<String>>>, String
 /// others may be anything).
 pub fn column_text(result: QueryResult, index: usize) -> Result<Vec<Option<String>>, String> {
     let rows = text_columns(result, Some(index))?;
-    Ok(rows.into_iter().map(|mut row| row.pop().flatten()).collect())
+    Ok(rows
+        .into_iter()
+        .map(|mut row| row.pop().flatten())
+        .collect())
 }
 
 /// The rows of a query, every column (or only column `only`) as text.
