@@ -82,7 +82,7 @@ fn data_type(ty: ColumnType, flavor: Flavor) -> DataType {
 }
 
 /// A timestamp as Snowflake reads a `TIMESTAMP_TZ` unambiguously: ISO 8601 with
-/// `T` and the offset attached, `2026-11-26T09:30:00.250+00:00`.
+/// `T`, milliseconds and the offset attached (`YYYY-MM-DDTHH:MM:SS.mmm+00:00`).
 pub fn iso_text(t: Timestamp) -> String {
     let text = t.to_string();
     format!("{}+00:00", text.trim_end_matches('Z'))

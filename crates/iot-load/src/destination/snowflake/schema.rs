@@ -1,0 +1,115 @@
+//! What a dataset's schema must hold before a batch is written: the schema, the
+//! tables and the columns the model gained, the commit turn, the stage, and the
+//! views. A loader holds only the privileges `config/snowflake/provision.sql` grants
+//! it, and Snowflake checks a CREATE privilege even when `IF NOT EXISTS` finds the
+//! object, so everything is looked up first and only what is missing is created.
+
+use super::{Snowflake, client, sql, stage, text_rows};
+use crate::destination::DestinationError;
+use crate::destination::ddl;
+use crate::tables;
+use sql::SnowflakeSql;
+
+impl Snowflake {
+    /// Creates what is missing (schema, tables, columns the model gained, views whose
+    /// definition changed), after looking at what is there: a loader holds only the
+    /// privileges `config/snowflake/provision.sql` grants it, and Snowflake checks a
+    /// CREATE privilege even when `IF NOT EXISTS` finds the object.
+    pub(super) fn prepare(&mut self) -> Result<(), DestinationError> {
+        if self.tables_ready {
+            return Ok(());
+        }
+        let schema = self.options.schema.clone();
+        let found = self
+            .exec("the schema", &sql::schema_query(&schema))
+            .and_then(|r| text_rows("the schema", r))?;
+        let (columns, views) = if found.is_empty() {
+            self.exec("the schema", &ddl::create_schema::<SnowflakeSql>(&schema))?;
+            (Vec::new(), Vec::new())
+        } else {
+            let columns = self
+                .exec("the tables", &sql::columns_query(&schema))
+                .and_then(|r| text_rows("the tables", r))?;
+            let views = self
+                .exec("the views", &sql::views_query(&schema))
+                .and_then(|r| text_rows("the views", r))?;
+            (columns, views)
+        };
+        let named = |row: &[Option<String>], name: &str| {
+            row.first()
+                .and_then(Option::as_deref)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        };
+        for layout in tables::layouts() {
+            let table = layout.name;
+            let existing: Vec<(String, String)> = columns
+                .iter()
+                .filter(|row| named(row, table))
+                .filter_map(|row| match row.as_slice() {
+                    [_, Some(name), ty] => Some((name.clone(), ty.clone().unwrap_or_default())),
+                    _ => None,
+                })
+                .collect();
+            if existing.is_empty() {
+                self.exec(table, &ddl::create_table::<SnowflakeSql>(&schema, &layout))?;
+                continue;
+            }
+            for change in ddl::changes::<SnowflakeSql>(&schema, &layout, &existing) {
+                tracing::info!(table, change, "changing a table to match the model");
+                self.exec(table, &change)?;
+            }
+        }
+        if !columns.iter().any(|row| named(row, sql::COMMIT_TURN)) {
+            for statement in sql::create_commit_turn(&schema) {
+                self.exec(sql::COMMIT_TURN, &statement)?;
+            }
+        }
+        // The session's current schema: `COPY` needs one, even with every name
+        // qualified.
+        self.exec("the schema", &sql::use_schema(&schema))?;
+        self.prepare_stage()?;
+        for view in sql::views(&schema) {
+            let current = views.iter().any(|row| {
+                named(row, &view.name)
+                    && row.get(1).and_then(Option::as_deref) == Some(view.version.as_str())
+            });
+            if !current {
+                self.exec("the views", &view.statement)?;
+            }
+        }
+        self.tables_ready = true;
+        Ok(())
+    }
+
+    /// Creates the stage if missing, and removes the files of attempts abandoned
+    /// between `PUT` and `COPY` (a loader killed there) once they are old enough
+    /// that no loader is still at work on them.
+    fn prepare_stage(&mut self) -> Result<(), DestinationError> {
+        let schema = self.options.schema.clone();
+        let what = stage::STAGE;
+        let found = self
+            .exec(what, &stage::stage_query(&self.options.database, &schema))
+            .map(|r| client::column_text(r, 1))?
+            .map_err(|reason| {
+                DestinationError::write(what, format!("unexpected answer: {reason}"))
+            })?;
+        if found.is_empty() {
+            self.exec(what, &stage::create_stage(&schema))?;
+            return Ok(());
+        }
+        let files = self
+            .exec(what, &stage::list(&schema))
+            .map(|r| client::column_text(r, 0))?
+            .map_err(|reason| {
+                DestinationError::write(what, format!("unexpected answer: {reason}"))
+            })?;
+        for folder in stage::abandoned(&files, stage::now_seconds()) {
+            tracing::info!(
+                folder,
+                "removing the files of an abandoned attempt from the stage"
+            );
+            self.exec(what, &stage::remove(&schema, &folder))?;
+        }
+        Ok(())
+    }
+}
