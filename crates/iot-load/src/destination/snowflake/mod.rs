@@ -181,10 +181,11 @@ impl Snowflake {
         let path = format!("/iot-load/{folder}{}.parquet", table.name);
         let schema = self.options.schema.clone();
         self.uploads.add(&path, file);
-        self.exec(
-            table.name,
-            &upload::put(&path, &stage::location(&schema, &folder)),
-        )?;
+        let put = upload::put(&path, &stage::location(&schema, &folder));
+        let uploaded = self.exec(table.name, &put);
+        // A PUT that failed on its way leaves its file held: it goes with the PUT.
+        self.uploads.take(&path);
+        uploaded?;
         Ok(stage::copy_into(&schema, table, &folder))
     }
 
@@ -283,7 +284,6 @@ impl Snowflake {
     /// Ends a failed transaction. If even that fails, the session is given up, and
     /// Snowflake rolls back what it held when the session ends.
     fn roll_back(&mut self) {
-        self.uploads.clear();
         if !std::mem::take(&mut self.in_transaction) {
             return;
         }
@@ -373,8 +373,20 @@ fn text_rows(
     what: &str,
     result: QueryResult,
 ) -> Result<Vec<Vec<Option<String>>>, DestinationError> {
-    client::text_rows(result)
-        .map_err(|reason| DestinationError::write(what, format!("unexpected answer: {reason}")))
+    client::text_rows(result).map_err(|reason| unexpected(what, reason))
+}
+
+/// The `index`-th column of a query's rows, as text.
+fn column_text(
+    what: &str,
+    result: QueryResult,
+    index: usize,
+) -> Result<Vec<Option<String>>, DestinationError> {
+    client::column_text(result, index).map_err(|reason| unexpected(what, reason))
+}
+
+fn unexpected(what: &str, reason: String) -> DestinationError {
+    DestinationError::write(what, format!("unexpected answer: {reason}"))
 }
 
 fn unreadable(row: &[Option<String>]) -> DestinationError {

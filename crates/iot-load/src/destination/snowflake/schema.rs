@@ -4,7 +4,7 @@
 //! it, and Snowflake checks a CREATE privilege even when `IF NOT EXISTS` finds the
 //! object, so everything is looked up first and only what is missing is created.
 
-use super::{Snowflake, client, sql, stage, text_rows};
+use super::{Snowflake, column_text, sql, stage, text_rows};
 use crate::destination::DestinationError;
 use crate::destination::ddl;
 use crate::tables;
@@ -89,20 +89,14 @@ impl Snowflake {
         let what = stage::STAGE;
         let found = self
             .exec(what, &stage::stage_query(&self.options.database, &schema))
-            .map(|r| client::column_text(r, 1))?
-            .map_err(|reason| {
-                DestinationError::write(what, format!("unexpected answer: {reason}"))
-            })?;
+            .and_then(|r| column_text(what, r, 1))?;
         if found.is_empty() {
             self.exec(what, &stage::create_stage(&schema))?;
             return Ok(());
         }
         let files = self
             .exec(what, &stage::list(&schema))
-            .map(|r| client::column_text(r, 0))?
-            .map_err(|reason| {
-                DestinationError::write(what, format!("unexpected answer: {reason}"))
-            })?;
+            .and_then(|r| column_text(what, r, 0))?;
         for folder in stage::abandoned(&files, stage::now_seconds()) {
             tracing::info!(
                 folder,

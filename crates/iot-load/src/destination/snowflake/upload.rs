@@ -40,12 +40,9 @@ impl Pending {
         self.lock().insert(path.to_owned(), bytes);
     }
 
-    /// Forgets every file not uploaded (after a failed attempt).
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-
-    fn take(&self, path: &str) -> Option<Vec<u8>> {
+    /// Takes the file held for `path`: the upload's, or the holder's once its `PUT`
+    /// is over, whatever became of it (a file is held no longer than its `PUT`).
+    pub fn take(&self, path: &str) -> Option<Vec<u8>> {
         self.lock().remove(path)
     }
 
