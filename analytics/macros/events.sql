@@ -1,8 +1,9 @@
 {#- What every staging model does to its event table: ids as text (DuckDB keeps
     UUIDs, Snowflake text), `timestamp` as event_at, the message's place in Kafka
-    kept for incremental marts and lineage, and one row per event id: an event
-    sent again (a simulate rerun with the same seed sends the same ids) is kept as
-    first loaded. `"TIMESTAMP"` quoted in capitals names the column in both
+    kept for lineage, when the loader stored it (what incremental marts pick new
+    rows by), and one row per event id: an event sent again (a simulate rerun
+    with the same seed sends the same ids) is kept as first loaded; rows stored
+    before `_loaded_at` existed read NULL there and count as loaded first. `"TIMESTAMP"` quoted in capitals names the column in both
     (DuckDB matches names regardless of case, Snowflake stores them upper-case). -#}
 {% macro staged_events(table, columns) %}
 select
@@ -16,20 +17,27 @@ select
     _kafka_timestamp as kafka_at,
     _kafka_partition as kafka_partition,
     _kafka_offset as kafka_offset,
-    _load_id as load_id
+    _load_id as load_id,
+    _loaded_at as loaded_at
 from {{ source('iot', table) }}
 qualify row_number() over (
-    partition by id order by _kafka_timestamp, _kafka_partition, _kafka_offset
+    partition by id order by _loaded_at nulls first, _kafka_partition, _kafka_offset
 ) = 1
 {% endmacro %}
 
 
-{#- In an incremental run, a condition keeping the rows that reached Kafka after
-    what the model was last built from (less the lookback); in a full build, none. -#}
-{% macro since_last_build(column='kafka_at') %}
+{#- In an incremental run, a condition keeping the rows the loader stored after
+    the newest row the model was last built from, less `lookback_minutes` for
+    transactions that were still committing then; in a full build, none. The
+    loader's clock, not the producer's: late, out-of-order and timestamp-less
+    events are picked up whenever they are stored. -#}
+{% macro since_last_build(column='loaded_at') %}
 {%- if is_incremental() -%}
 {{ column }} > (
-    select {{ dbt.dateadd('hour', -var('lookback_hours'), 'max(last_kafka_at)') }}
+    select coalesce(
+        {{ dbt.dateadd('minute', -var('lookback_minutes'), 'max(last_loaded_at)') }},
+        cast('1970-01-01' as timestamp)
+    )
     from {{ this }}
 )
 {%- else -%}

@@ -1,6 +1,7 @@
 """dbt on a DuckDB file made by the real simulate and load: the models build and
 their tests pass, an incremental run adds only what is new and equals a full
-refresh, and events sent again under the same ids are counted once."""
+refresh (also for late, out-of-order and timestamp-less events), events sent again
+under the same ids are counted once, and days are UTC days on any machine."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ STAGING = [
 ]
 
 
-def fleet(topics: list[str], path: Path, seed: int, vehicles: int = 2) -> None:
-    """`vehicles` vehicles' 20 minutes (seed `seed`) sent and loaded into `path`."""
+def fleet(topics: list[str], path: Path, seed: int, *args: str, vehicles: int = 2) -> None:
+    """`vehicles` vehicles' 20 minutes (seed `seed`, simulate's `args`) sent and
+    loaded into `path`."""
     simulate(
         topics,
         "--vehicles",
@@ -39,6 +41,7 @@ def fleet(topics: list[str], path: Path, seed: int, vehicles: int = 2) -> None:
         str(seed),
         "--emergency-rate",
         "6",
+        *args,
     )
     load(topics, "--dest", "duckdb", "--duckdb-file", path, group="analytics" + topics[1])
 
@@ -68,7 +71,7 @@ def test_an_incremental_build_adds_only_the_new_and_equals_a_full_refresh(tmp_pa
             "UPDATE iot_stream_analytics.trips SET readings = -1 WHERE trip_id = ?",
             [old],
         )
-    dbt(tmp_path, "build", "--vars", "{lookback_hours: 0}", env=duckdb_env(path))
+    dbt(tmp_path, "build", "--vars", "{lookback_minutes: 0}", env=duckdb_env(path))
     trips = {t for (t,) in truth(path, "SELECT trip_id FROM iot_stream_analytics.trips")}
     assert len(trips) == 4 and first_trips < trips, "the new trips are added"
     marked = truth(path, f"SELECT readings FROM iot_stream_analytics.trips WHERE trip_id = '{old}'")
@@ -85,6 +88,57 @@ def test_an_incremental_build_adds_only_the_new_and_equals_a_full_refresh(tmp_pa
     assert count(path, "iot_stream_analytics.trips") == count(
         path, "(SELECT DISTINCT trip_id FROM iot_stream.vehicle_data)"
     )
+
+
+def test_late_out_of_order_and_timestamp_less_events_reach_the_marts(tmp_path):
+    """Events stored after a build whose own times are a month older than what was
+    built, and whose Kafka timestamps are days old or missing (a partition that
+    lagged, a producer that sets none): an incremental run picks them up by when
+    the loader stored them, and equals a full refresh."""
+    topics = topics_of_our_own()
+    path = tmp_path / "fleet.duckdb"
+    fleet(topics, path, seed=7)
+    dbt(tmp_path, "build", env=duckdb_env(path))
+    built = count(path, "iot_stream_analytics.trips")
+
+    # A month earlier in simulated time: out of order behind what was built.
+    fleet(topics, path, 8, "--start-time", "2024-12-01T08:00:00Z")
+    late = "_load_id = (SELECT load_id FROM iot_stream._loads ORDER BY started_at DESC LIMIT 1)"
+    with duckdb.connect(str(path)) as connection:
+        for table in ("vehicle_data", "emergency_data", "weather_data"):
+            connection.execute(
+                f"UPDATE iot_stream.{table} SET _kafka_timestamp = NULL WHERE {late}"
+            )
+        for table in ("traffic_data", "gps_data"):
+            connection.execute(
+                f"UPDATE iot_stream.{table} "
+                f"SET _kafka_timestamp = _kafka_timestamp - INTERVAL 3 DAY WHERE {late}"
+            )
+    dbt(tmp_path, "build", env=duckdb_env(path))
+    assert count(path, "iot_stream_analytics.trips") == built + 2
+    incremental = {model: rows(path, model) for model in MARTS}
+    assert any(
+        r[0].startswith("2024-12")
+        for r in truth(path, "SELECT cast(day AS varchar) FROM iot_stream_analytics.vehicle_days")
+    ), "the month-old days are built"
+    dbt(tmp_path, "build", "--full-refresh", env=duckdb_env(path))
+    for model in MARTS:
+        assert incremental[model] == rows(path, model), f"{model}: incremental differs"
+
+
+def test_days_are_utc_days_whatever_the_machine_s_time_zone(tmp_path):
+    """Trips that cross midnight UTC make two days per vehicle, also when dbt runs
+    on a machine whose clock is set to Auckland (where it is midday then)."""
+    topics = topics_of_our_own()
+    path = tmp_path / "fleet.duckdb"
+    fleet(topics, path, 9, "--start-time", "2025-01-01T23:50:00Z", "--stagger", "1m")
+    dbt(tmp_path, "build", env={**duckdb_env(path), "TZ": "Pacific/Auckland"})
+    days = truth(
+        path,
+        "SELECT cast(day AS varchar), count(*) FROM iot_stream_analytics.vehicle_days "
+        "GROUP BY 1 ORDER BY 1",
+    )
+    assert days == [("2025-01-01", 2), ("2025-01-02", 2)], days
 
 
 def test_events_sent_again_under_the_same_ids_are_counted_once(tmp_path):

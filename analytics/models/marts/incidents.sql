@@ -19,7 +19,7 @@ incidents as (
         any_value(lon) as lon,
         min(case when status = 'active' then event_at end) as reported_at,
         min(case when status = 'resolved' then event_at end) as resolved_at,
-        max(kafka_at) as last_kafka_at
+        max(loaded_at) as last_loaded_at
     from reports
     group by incident_id
 )
@@ -36,5 +36,5 @@ select
     reported_at,
     resolved_at,
     {{ dbt.datediff('reported_at', 'resolved_at', 'millisecond') }} / 1000.0 as time_to_resolve_s,
-    last_kafka_at
+    last_loaded_at
 from incidents

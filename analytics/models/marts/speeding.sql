@@ -21,8 +21,8 @@ select
     p.measured_speed_kmh,
     p.speed_limit_kmh,
     round(p.measured_speed_kmh - p.speed_limit_kmh, 1) as over_limit_kmh,
-    p.kafka_at as last_kafka_at
+    p.loaded_at as last_loaded_at
 from {{ ref('stg_camera_passes') }} as p
 left join vehicles as v on v.trip_id = p.trip_id
 where p.measured_speed_kmh > p.speed_limit_kmh + {{ var('speeding_margin_kmh') }}
-    and {{ since_last_build('p.kafka_at') }}
+    and {{ since_last_build('p.loaded_at') }}

@@ -20,6 +20,6 @@ select
     round(max(wind_speed_kmh), 1) as max_wind_speed_kmh,
     max(air_quality_index) as worst_air_quality_index,
     mode(condition) as usual_condition,
-    max(kafka_at) as last_kafka_at
+    max(loaded_at) as last_loaded_at
 from readings
 group by trip_id

@@ -22,7 +22,7 @@ trips as (
         -- The level at the first reading less the level at the last.
         min_by(fuel_level_pct, event_at) - max_by(fuel_level_pct, event_at) as fuel_used_pct,
         count(*) as readings,
-        max(kafka_at) as last_kafka_at
+        max(loaded_at) as last_loaded_at
     from readings
     group by trip_id
 )
@@ -43,5 +43,5 @@ select
     max_speed_kmh,
     round(fuel_used_pct, 2) as fuel_used_pct,
     readings,
-    last_kafka_at
+    last_loaded_at
 from trips

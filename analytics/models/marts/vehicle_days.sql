@@ -38,7 +38,7 @@ days as (
         ) / 1000.0 as driving_s,
         max(speed_kmh) as top_speed_kmh,
         min_by(fuel_level_pct, event_at) - max_by(fuel_level_pct, event_at) as fuel_used_pct,
-        max(kafka_at) as last_kafka_at
+        max(loaded_at) as last_loaded_at
     from readings
     group by device_id, day
 ),
@@ -49,7 +49,7 @@ passes as (
         c.day,
         count(*) as camera_passes,
         sum(case when p.measured_speed_kmh > p.speed_limit_kmh then 1 else 0 end) as over_limit,
-        max(p.kafka_at) as last_kafka_at
+        max(p.loaded_at) as last_loaded_at
     from {{ ref('stg_camera_passes') }} as p
     inner join changed as c
         on c.device_id = p.device_id and c.day = cast(p.event_at as date)
@@ -71,6 +71,6 @@ select
     round(d.fuel_used_pct, 2) as fuel_used_pct,
     coalesce(p.camera_passes, 0) as camera_passes,
     coalesce(p.over_limit, 0) as over_limit,
-    greatest(d.last_kafka_at, coalesce(p.last_kafka_at, d.last_kafka_at)) as last_kafka_at
+    greatest(d.last_loaded_at, coalesce(p.last_loaded_at, d.last_loaded_at)) as last_loaded_at
 from days as d
 left join passes as p on p.device_id = d.device_id and p.day = d.day

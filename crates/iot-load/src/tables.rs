@@ -163,6 +163,10 @@ macro_rules! event_table {
                 column!("_kafka_key": Text = |row, _| row.kafka.key_text()),
                 column!("_kafka_key_bytes": Bytes = |row, _| row.kafka.key_bytes()),
                 column!("_load_id": Text = |_, c| c.load_id),
+                // When the loader stored the row: the order in which rows became
+                // visible to readers, set by the loader whatever the producer did, so
+                // that incremental models pick up late and timestamp-less events.
+                column!("_loaded_at": Timestamp = |_, c| c.now),
             ],
         }
     };
@@ -353,10 +357,12 @@ pub(crate) mod tests {
         }
     }
 
-    /// The model's own columns of an event table: all but the eight it adds.
+    /// The model's own columns of an event table: all but those the loader adds,
+    /// whose names start with an underscore, after them.
     fn model_columns(kind: EventKind) -> &'static [Column<Row>] {
         let columns = events(kind).columns;
-        &columns[..columns.len() - 8]
+        let own = columns.iter().take_while(|c| !c.name.starts_with('_'));
+        &columns[..own.count()]
     }
 
     #[test]
