@@ -9,7 +9,9 @@
 #
 # dbt reads the variables `load` reads (DUCKDB_FILE, DATASET_NAME, the Snowflake
 # credentials; a .env file in this folder is read too). A relative DUCKDB_FILE is
-# taken from this folder, as `load` takes it.
+# taken from this folder, as `load` takes it. LOAD_OUTCOME names a file holding
+# what `load --json` printed: dbt then builds where that run loaded (its
+# destination, file, dataset and Snowflake settings, whichever flags set them).
 #
 # Exit status: dbt's, except 7 when Snowflake refused a statement for want of a
 # privilege (as `load`): the script then names the grants config/snowflake/
@@ -22,6 +24,29 @@ venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/analytics-venv
 # shellcheck source=scripts/dotenv.sh
 source "$repo/scripts/dotenv.sh"
 "$repo/scripts/venv.sh" "$venv" -r "$repo/analytics/requirements.txt"
+if [[ -n ${LOAD_OUTCOME:-} ]]; then
+  eval "$("$venv/bin/python" - "$LOAD_OUTCOME" <<'PYTHON'
+import json, shlex, sys
+
+outcome = json.load(open(sys.argv[1]))
+variables = {
+    "dest": "DBT_TARGET",
+    "duckdb_file": "DUCKDB_FILE",
+    "dataset": "DATASET_NAME",
+    "snowflake_account": "DESTINATION__SNOWFLAKE__CREDENTIALS__HOST",
+    "snowflake_user": "DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME",
+    "snowflake_database": "DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE",
+    "snowflake_warehouse": "DESTINATION__SNOWFLAKE__CREDENTIALS__WAREHOUSE",
+    "snowflake_role": "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE",
+    "snowflake_private_key_path": "DESTINATION__SNOWFLAKE__CREDENTIALS__PRIVATE_KEY_PATH",
+    "snowflake_url": "SNOWFLAKE_URL",
+}
+for key, variable in variables.items():
+    if outcome.get(key) is not None:
+        print(f"export {variable}={shlex.quote(str(outcome[key]))}")
+PYTHON
+)"
+fi
 DUCKDB_FILE=$(realpath -m "${DUCKDB_FILE:-iot_service.duckdb}")
 export DUCKDB_FILE DBT_PROJECT_DIR=$repo/analytics DBT_PROFILES_DIR=$repo/analytics
 # dbt's own usage statistics stay off.

@@ -3,13 +3,14 @@
 # cache made on the first run; see orchestrator/flow.py.
 #
 #   scripts/flow.sh                   one run in Prefect's ephemeral mode
-#   scripts/flow.sh --serve           a run every IOT_FLOW_EVERY seconds (300), until Ctrl-C,
-#                                     on Prefect's own server (UI on 127.0.0.1:4200,
-#                                     PREFECT_SERVER_PORT) unless PREFECT_API_URL names one
+#   scripts/flow.sh --serve           runs on the cron schedule IOT_FLOW_CRON (every 5
+#                                     minutes), until Ctrl-C, on Prefect's own server (UI
+#                                     on 127.0.0.1:4200, PREFECT_SERVER_PORT) unless
+#                                     PREFECT_API_URL names one
 #   scripts/flow.sh --dest snowflake  arguments go to load; dbt builds where it loaded
 #
-# Exit status: 0 when the run completed (or there was nothing new), 1 when a step
-# failed. Prefect keeps its state in PREFECT_HOME (default under the cache) and
+# Exit status: 0 when the run completed (or there was nothing new), load's when
+# load failed (after its retries, see orchestrator/flow.py), 1 when dbt failed. Prefect keeps its state in PREFECT_HOME (default under the cache) and
 # sends no usage statistics from here. A .env file in this folder is read.
 set -euo pipefail
 

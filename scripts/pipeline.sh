@@ -8,7 +8,8 @@
 #   scripts/pipeline.sh --dest snowflake          load into Snowflake, build there
 #   */5 * * * * cd /srv/fleet && /path/to/scripts/pipeline.sh >>pipeline.log 2>&1
 #
-# Arguments go to `load`; its variables (and a .env file here) set both steps.
+# Arguments go to `load`; they and load's variables (and a .env file here) set both
+# steps: dbt builds where load loaded.
 # LOAD (default: the release build of this clone, built if missing) names the
 # load binary to run.
 set -euo pipefail
@@ -28,37 +29,29 @@ if [[ -z $load ]]; then
   fi
 fi
 
-# The dbt target follows load's destination.
-target=${LOAD_DEST:-duckdb}
-for ((i = 1; i <= $#; i++)); do
-  case ${!i} in
-    --dest=*) target=${!i#--dest=} ;;
-    --dest) j=$((i + 1)); target=${!j:-duckdb} ;;
-  esac
-done
-
-summary=$(mktemp)
-trap 'rm -f "$summary"' EXIT
+outcome=$(mktemp)
+trap 'rm -f "$outcome"' EXIT
 status=0
-# load's summary goes to stderr: copy it aside, on its way to this script's stderr.
-{ "$load" "$@" 2>&1 1>&3 3>&- | tee "$summary" >&2; } 3>&1 || status=$?
+# load's outcome as JSON on stdout: the rows it stored and where, so that dbt builds
+# on the same file, dataset or Snowflake account, whichever flags chose them.
+"$load" --json "$@" >"$outcome" || status=$?
 if ((status != 0)); then
   say "load failed (exit $status); dbt not run"
   exit "$status"
 fi
-# load's summary: "Done load <id>: <rows> rows in …".
-rows=$(sed -n 's/^Done load [^:]*: \([0-9]*\) rows in .*/\1/p' "$summary" | tail -n 1)
+rows=$(sed -n 's/.*"rows":\([0-9]*\).*/\1/p' "$outcome")
 if [[ -z $rows ]]; then
-  say "load printed no summary line; dbt not run"
+  say "load printed no outcome; dbt not run"
   exit 1
 fi
 if ((rows == 0)); then
   say "load stored no new rows; dbt not run"
   exit 0
 fi
+target=$(sed -n 's/.*"dest":"\([a-z]*\)".*/\1/p' "$outcome")
 say "load stored $rows rows; dbt build (target $target)"
 status=0
-DBT_TARGET=$target "$repo/scripts/dbt.sh" build || status=$?
+LOAD_OUTCOME=$outcome "$repo/scripts/dbt.sh" build || status=$?
 if ((status != 0)); then
   say "dbt build failed (exit $status): see its output above"
 fi

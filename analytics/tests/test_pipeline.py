@@ -3,10 +3,11 @@ with the exit status of the step that failed."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-from conftest import add_a_reading_dbt_refuses, run_script
-from fleet import simulate, topics_of_our_own, truth
+from conftest import REPO, add_a_reading_dbt_refuses, run_script
+from fleet import binary, bootstrap, clean_env, simulate, topics_of_our_own, truth
 
 
 def pipeline(path: Path, topics: list[str], *args: str, **env: str):
@@ -48,3 +49,24 @@ def test_the_pipeline_exits_with_the_status_of_the_step_that_failed(tmp_path):
     assert failed.returncode == 1, failed.stderr[-3000:]
     assert "dbt build failed (exit 1)" in failed.stderr
     assert "accepted_values_stg_vehicle_readings_fuel_type" in failed.stdout
+
+
+def test_every_flag_of_load_reaches_dbt(tmp_path):
+    """`--duckdb-file` and `--dataset` given to the pipeline, no variables set: dbt
+    builds in the file and dataset load wrote, and creates no other file."""
+    topics = topics_of_our_own()
+    simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "14")
+    done = subprocess.run(
+        [str(REPO / "scripts" / "pipeline.sh"), "--duckdb-file", "telemetry.duckdb"]
+        + ["--dataset", "fleet", "--group-id", "flags" + topics[1], *topics],
+        env={**clean_env(), "LOAD": str(binary("load")), "KAFKA_BOOTSTRAP_SERVERS": bootstrap()},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    path = tmp_path / "telemetry.duckdb"
+    assert truth(path, "SELECT count(*) FROM fleet_analytics.trips")[0][0] == 1
+    assert sorted(p.name for p in tmp_path.glob("*.duckdb")) == ["telemetry.duckdb"]

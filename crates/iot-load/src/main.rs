@@ -127,8 +127,16 @@ struct Cli {
     instance_id: Option<String>,
 
     /// After loading, print one line per trip in the database.
-    #[arg(long, env = "LOAD_SHOW_TRIPS")]
+    #[arg(long, env = "LOAD_SHOW_TRIPS", conflicts_with = "json")]
     show_trips: bool,
+
+    /// Also print the outcome as one JSON object on stdout, for the programs that
+    /// run load (scripts/pipeline.sh, the Prefect flow): "status" (completed,
+    /// interrupted or failed), "exit_status", "rows", "rows_per_table",
+    /// "dead_letters", "lag", "error", and where it loaded: "dest", "dataset",
+    /// "duckdb_file" (absolute) or the Snowflake settings other than secrets.
+    #[arg(long, env = "LOAD_JSON")]
+    json: bool,
 
     /// Print a progress line every two seconds (default: when stderr is a terminal).
     #[arg(long, env = "LOAD_PROGRESS", value_name = "BOOL")]
@@ -201,6 +209,7 @@ fn main() -> ExitCode {
     let show_trips = cli.show_trips;
     let duckdb_file = cli.duckdb_file.clone();
     let dataset = cli.dataset.clone();
+    let json = cli.json.then(|| Outcome::of(&cli));
     if show_trips && matches!(cli.dest, Dest::Snowflake) {
         iot_cli::say!(
             "error: --show-trips reads the DuckDB file; query the trips in Snowflake instead"
@@ -209,10 +218,7 @@ fn main() -> ExitCode {
     }
     let options = match options(cli) {
         Ok(options) => options,
-        Err(e) => {
-            iot_cli::say!("error: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(e) => return fail(json, exit::USAGE, e),
     };
     // The loader blocks from start to end (see ARCHITECTURE.md); the runtime only
     // watches for Ctrl-C and SIGTERM meanwhile.
@@ -222,17 +228,17 @@ fn main() -> ExitCode {
     let outcome = match outcome {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(crashed)) => {
-            iot_cli::say!("error: the loader stopped unexpectedly: {crashed}");
-            return ExitCode::from(exit::FAILURE);
+            let error = format!("the loader stopped unexpectedly: {crashed}");
+            return fail(json, exit::FAILURE, error);
         }
-        Err(e) => {
-            iot_cli::say!("error: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
+        Err(e) => return fail(json, exit::FAILURE, e.to_string()),
     };
     match outcome {
         Ok(summary) => {
             iot_cli::say!("{summary}");
+            if let Some(json) = json {
+                return json.print(exit::OK, Some(&summary), None);
+            }
             if show_trips {
                 match iot_load::report::trips(&duckdb_file, &dataset) {
                     Ok(report) => {
@@ -254,9 +260,94 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit::OK)
         }
-        Err(e) => {
-            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
-            ExitCode::from(e.exit_code())
+        Err(e) => fail(json, e.exit_code(), iot_cli::error_chain(&e)),
+    }
+}
+
+/// Says why the run failed, also as JSON where asked, and exits with `status`.
+fn fail(json: Option<Outcome>, status: u8, error: String) -> ExitCode {
+    iot_cli::say!("error: {error}");
+    match json {
+        Some(json) => json.print(status, None, Some(&error)),
+        None => ExitCode::from(status),
+    }
+}
+
+/// Where a run loads, as `--json` reports it with the run's outcome: the settings
+/// the next step (dbt) needs to read the same data, secrets left out.
+struct Outcome(serde_json::Map<String, serde_json::Value>);
+
+impl Outcome {
+    fn of(cli: &Cli) -> Self {
+        use serde_json::json;
+        let mut fields = serde_json::Map::new();
+        fields.insert("dataset".into(), json!(cli.dataset));
+        match cli.dest {
+            Dest::Duckdb => {
+                fields.insert("dest".into(), json!("duckdb"));
+                let file = std::path::absolute(&cli.duckdb_file)
+                    .unwrap_or_else(|_| cli.duckdb_file.clone());
+                fields.insert("duckdb_file".into(), json!(file));
+            }
+            Dest::Snowflake => {
+                fields.insert("dest".into(), json!("snowflake"));
+                let settings = [
+                    ("snowflake_account", &cli.snowflake_account),
+                    ("snowflake_user", &cli.snowflake_user),
+                    ("snowflake_database", &cli.snowflake_database),
+                    ("snowflake_warehouse", &cli.snowflake_warehouse),
+                    ("snowflake_role", &cli.snowflake_role),
+                ];
+                for (name, value) in settings {
+                    fields.insert(name.into(), json!(value));
+                }
+                let key = cli.snowflake_private_key_path.as_ref();
+                fields.insert(
+                    "snowflake_private_key_path".into(),
+                    json!(key.map(|k| std::path::absolute(k).unwrap_or_else(|_| k.clone()))),
+                );
+                let url = cli.snowflake_url.as_ref().map(|u| u.as_str());
+                fields.insert("snowflake_url".into(), json!(url));
+            }
+        }
+        Self(fields)
+    }
+
+    /// Prints the outcome as one line of JSON on stdout and exits with `status`.
+    fn print(
+        mut self,
+        status: u8,
+        summary: Option<&iot_load::Summary>,
+        error: Option<&str>,
+    ) -> ExitCode {
+        use serde_json::json;
+        let fields = &mut self.0;
+        let state = match summary {
+            Some(s) if s.interrupted => "interrupted",
+            Some(_) => "completed",
+            None => "failed",
+        };
+        fields.insert("status".into(), json!(state));
+        fields.insert("exit_status".into(), json!(status));
+        fields.insert("error".into(), json!(error));
+        let load = summary.map(|s| &s.load);
+        fields.insert("load_id".into(), json!(load.map(|l| &l.load_id)));
+        fields.insert("rows".into(), json!(load.map_or(0, |l| l.total_rows())));
+        fields.insert("rows_per_table".into(), json!(load.map(|l| &l.rows)));
+        fields.insert(
+            "dead_letters".into(),
+            json!(load.map_or(0, |l| l.dead_letters)),
+        );
+        fields.insert("lag".into(), json!(summary.and_then(|s| s.lag)));
+        let seconds = summary.map(|s| (s.elapsed.as_secs_f64() * 10.0).round() / 10.0);
+        fields.insert("elapsed_s".into(), json!(seconds));
+        use std::io::Write as _;
+        match writeln!(std::io::stdout(), "{}", serde_json::Value::Object(self.0)) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                iot_cli::say!("error: cannot print the outcome: {e}");
+                ExitCode::from(exit::FAILURE)
+            }
+            _ => ExitCode::from(status),
         }
     }
 }
