@@ -159,10 +159,13 @@ def fleet_map() -> None:
         longitude=float((track["lon"].min() + track["lon"].max()) / 2),
         zoom=zoom_for(track),
     )
-    # No base map: tiles may not load (offline, no token); the tracks carry the picture.
+    # The base map: the MapLibre style at DASHBOARD_MAP_STYLE (a tile server of your
+    # own), else Streamlit's (CARTO's streets and borders). A browser that cannot
+    # reach it draws the tracks on the plain canvas.
+    style = os.environ.get("DASHBOARD_MAP_STYLE") or None
     st.pydeck_chart(
         pydeck.Deck(
-            layers=layers, initial_view_state=view, map_style=None, tooltip={"text": "{label}"}
+            layers=layers, initial_view_state=view, map_style=style, tooltip={"text": "{label}"}
         ),
         height=520,
     )
@@ -244,14 +247,16 @@ def trips_page() -> None:
         return
     st.metric("Trips", len(trips))
     if trips.empty:
-        st.info("No vehicle readings loaded yet.")
+        st.info("No trips built yet: dbt builds them after a load (`scripts/dbt.sh build`).")
         return
-    st.dataframe(trips, hide_index=True, width="stretch")
-    labels = {
-        f"{t.make} {t.model}, {t.started_at:%Y-%m-%d %H:%M} ({t.trip_id})": t.trip_id
-        for t in trips.itertuples()
-    }
-    chosen = labels[st.selectbox("Trip", list(labels))]
+    newest = pd.to_datetime(trips["last_loaded_at"], utc=True).max()
+    st.caption(
+        f"Trips as dbt last built them, from readings stored up to {newest:%Y-%m-%d %H:%M} "
+        "UTC (scripts/pipeline.sh or the flow builds after every load); a trip's "
+        "readings and cameras below are live."
+    )
+    st.dataframe(trips.drop(columns=["last_loaded_at"]), hide_index=True, width="stretch")
+    chosen = pick_trip(trips)
     series = answer("trip_series", chosen)
     if series is not None and not series.empty:
         st.subheader("Speed, km/h")
@@ -268,6 +273,23 @@ def trips_page() -> None:
             st.caption("This trip passed no camera.")
         else:
             st.dataframe(passes, hide_index=True, width="stretch")
+
+
+def pick_trip(trips: pd.DataFrame) -> str:
+    """The trip whose readings are charted: the one chosen before, as long as it
+    is listed, however many trips arrived since (a list whose options change
+    would otherwise start again from the first)."""
+    ids = list(trips["trip_id"])
+    names = {
+        t.trip_id: f"{t.make} {t.model}, {t.started_at:%Y-%m-%d %H:%M} ({t.trip_id})"
+        for t in trips.itertuples()
+    }
+    before = st.session_state.get("chosen trip")
+    chosen = st.selectbox(
+        "Trip", ids, index=ids.index(before) if before in ids else 0, format_func=names.get
+    )
+    st.session_state["chosen trip"] = chosen
+    return chosen
 
 
 def incidents_page() -> None:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole job end to end on one machine, with no Docker and no API keys: start a
 # local broker, drive three vehicles from Potsdam to Leipzig at full speed, load
-# everything into iot_service.duckdb, print what landed, stop the broker (one
-# already running from .local/broker, started by scripts/broker.sh start, is used
-# instead and left running).
+# everything into iot_service.duckdb, build the analytics models on it (dbt), print
+# the trips, stop the broker (one already running from .local/broker, started by
+# scripts/broker.sh start, is used instead and left running).
 #
 # Run it again and it adds a new set of trips: the broker keeps its data in
 # .local/broker and the loader continues from the offsets stored in the file.
@@ -59,7 +59,20 @@ echo "== simulate: Potsdam to Leipzig, three vehicles, full speed" >&2
 "$bin/simulate" --from Potsdam --to Leipzig --speed max --bootstrap-servers "$servers"
 
 echo "== load: into $db" >&2
-"$bin/load" --dest duckdb --duckdb-file "$db" --bootstrap-servers "$servers" --show-trips
+"$bin/load" --dest duckdb --duckdb-file "$db" --bootstrap-servers "$servers"
 
-echo "== open $db in DBeaver (DuckDB driver) or any DuckDB 1.4+ client; the tables are in schema iot_stream" >&2
+# dbt's models are the one definition of a trip, an incident, a vehicle's day; its
+# full output goes to a log, the outcome to the screen.
+echo "== dbt build: the analytics models in schema iot_stream_analytics (the first run installs dbt)" >&2
+dbt_log=$(mktemp)
+if ! DUCKDB_FILE=$db "$repo/scripts/dbt.sh" build >"$dbt_log" 2>&1; then
+  cat "$dbt_log" >&2
+  rm -f "$dbt_log"
+  exit 1
+fi
+grep -E "^.*Done\. PASS=" "$dbt_log" | sed 's/^[0-9:]* *//' >&2 || true
+rm -f "$dbt_log"
+"$bin/load" --duckdb-file "$db" --show-trips
+
+echo "== open $db in DBeaver (DuckDB driver) or any DuckDB 1.4+ client: load's tables are in schema iot_stream, dbt's models in iot_stream_analytics" >&2
 echo "== or see it on a map: scripts/dashboard.sh --duckdb-file $db, then open http://127.0.0.1:8501" >&2

@@ -29,6 +29,20 @@ def test_the_pipeline_loads_then_builds_and_skips_dbt_when_nothing_is_new(tmp_pa
     assert again.returncode == 0, again.stderr[-3000:]
     assert "load stored no new rows; dbt not run" in again.stderr
 
+    # `load --show-trips` prints dbt's trips, one line each (a trip is named by the
+    # first block of its id), also to a reader that stops early or a full disk.
+    show = [str(binary("load")), "--show-trips", "--duckdb-file", str(path)]
+    shown = subprocess.run(show, env=clean_env(), capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    for (trip,) in truth(path, "SELECT trip_id FROM iot_stream_analytics.trips"):
+        assert f"trip {trip[:8]}" in shown.stdout, shown.stdout
+    closed = subprocess.Popen(show, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    closed.stdout.close()
+    assert closed.wait(timeout=60) == 0 and b"panicked" not in closed.stderr.read()
+    with open("/dev/full", "w") as full:
+        refused = subprocess.run(show, env=clean_env(), stdout=full, stderr=subprocess.PIPE)
+    assert refused.returncode == 1 and b"cannot print the trips" in refused.stderr
+
 
 def test_the_pipeline_exits_with_the_status_of_the_step_that_failed(tmp_path):
     topics = topics_of_our_own()

@@ -79,12 +79,12 @@ ALTER USER IDENTIFIER($reporter_user) SET
   DEFAULT_ROLE = $reporter_role;
 GRANT ROLE IDENTIFIER($reporter_role) TO USER IDENTIFIER($reporter_user);
 
--- The loader: run the warehouse, create and write the tables, views and stage (the
--- files of batches being loaded) of the dataset's schema. It owns what it
--- creates, so it needs no grant on its tables.
+-- The loader: run the warehouse, create and write the tables and stage (the files
+-- of batches being loaded) of the dataset's schema. It owns what it creates, so it
+-- needs no grant on its tables. It creates no views: trips and the rest are dbt's.
 GRANT USAGE ON WAREHOUSE IDENTIFIER($warehouse_name) TO ROLE IDENTIFIER($loader_role);
 GRANT USAGE ON DATABASE IDENTIFIER($database_name) TO ROLE IDENTIFIER($loader_role);
-GRANT USAGE, CREATE TABLE, CREATE VIEW, CREATE STAGE ON SCHEMA IDENTIFIER($dataset_schema)
+GRANT USAGE, CREATE TABLE, CREATE STAGE ON SCHEMA IDENTIFIER($dataset_schema)
   TO ROLE IDENTIFIER($loader_role);
 
 -- The transformer (dbt): read the dataset, build in the analytics schema only.

@@ -2,6 +2,15 @@
 the pages ask, with a small frame. SQL does the aggregating and the thinning, so
 no table is ever pulled whole into pandas.
 
+What the pages show is defined once, by the dbt project (analytics/), in the
+dataset's analytics schema ({a}: `<dataset>_analytics`, or DBT_SCHEMA): events
+counted once per id (its staging views), trips and incidents (its marts), each
+vehicle's latest position. The staging views and latest positions read the
+loader's tables as they are, so the map, the weather and a trip's readings are
+live; trips and incidents are as of the last dbt build (scripts/pipeline.sh and
+the flow build after every load). Pipeline health reads the loader's own tables
+({s}: the dataset).
+
 The DuckDB file belongs to `load`: DuckDB lets one process write a file, and a
 reader holds it too. So every question opens the file read-only, asks, and closes
 it at once; a file the loader holds at that instant is tried again briefly, then
@@ -65,20 +74,25 @@ class Busy(Exception):
     """The loader held the file for longer than the dashboard waits."""
 
 
-# The questions below are written once, in SQL that DuckDB and Snowflake both
-# read, with {s} for the dataset's schema; these few terms differ between the
-# two destinations' views (Snowflake has no INTERVAL column, so its views keep
-# seconds).
-DUCKDB_TERMS = {
-    "duration_s": "epoch(duration)::BIGINT",
-    "time_to_resolve_s": "epoch(time_to_resolve)::BIGINT",
-}
-SNOWFLAKE_TERMS = {"duration_s": "duration_s", "time_to_resolve_s": "time_to_resolve_s"}
+def analytics_schema(dataset: str, env: Mapping[str, str] = os.environ) -> str:
+    """Where dbt builds the models for `dataset` (analytics/profiles.yml)."""
+    return env.get("DBT_SCHEMA") or f"{dataset}_analytics"
+
+
+def not_built(where: str, schema: str, error: Exception) -> Unavailable:
+    return Unavailable(
+        f"{where} has no analytics models in {schema} yet ({first_line(error)}): the "
+        "pages read what dbt builds from the loader's tables. Run `scripts/dbt.sh build` "
+        "once (scripts/pipeline.sh and scripts/flow.sh load and build). Pipeline health "
+        "reads the loader's own tables and shows them now."
+    )
 
 
 class Source(Protocol):
     """Where `load` wrote: something that answers SQL with a small frame. The SQL
-    marks values with ? and holds no % sign (Snowflake's connector formats it)."""
+    is written once, in what DuckDB and Snowflake both read, with {s} for the
+    dataset's schema and {a} for the analytics schema; it marks values with ? and
+    holds no % sign (Snowflake's connector formats it)."""
 
     def describe(self) -> str: ...
 
@@ -93,13 +107,17 @@ class DuckDbSource:
     dataset: str = "iot_stream"
     # How long a question waits for a loader holding the file.
     patience_s: float = 1.5
+    analytics: str = ""
+
+    def analytics_schema(self) -> str:
+        return self.analytics or analytics_schema(self.dataset)
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}, dataset {self.dataset}"
 
     def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
-        """Runs `sql` ({s} is the dataset, quoted) on a read-only connection that is
-        closed before this returns."""
+        """Runs `sql` ({s} the dataset, {a} the analytics schema, quoted) on a
+        read-only connection that is closed before this returns."""
         if not self.path.exists():
             raise Unavailable(
                 f"There is no database file at {self.path} yet. Load some events first: "
@@ -127,11 +145,14 @@ class DuckDbSource:
             # Python variables (replacement scans): a missing view would meet a
             # function of this module of the same name.
             connection.execute("SET python_enable_replacements = false")
-            schema = '"' + self.dataset.replace('"', '""') + '"'
-            text = sql.format(s=schema, **DUCKDB_TERMS)
+            # Hours and days in UTC, as dbt's models and every other layer count them.
+            connection.execute("SET TimeZone = 'UTC'")
+            text = sql.format(s=quoted(self.dataset), a=quoted(self.analytics_schema()))
             # Through Arrow: DuckDB's own .df() uses a pandas call pandas 3.1 deprecates.
             return connection.execute(text, params).fetch_arrow_table().to_pandas()
         except duckdb.CatalogException as e:
+            if "{a}" in sql:
+                raise not_built(self.describe(), self.analytics_schema(), e) from e
             raise Unavailable(
                 f"{self.describe()} lacks what this page reads ({first_line(e)}). "
                 "Was it written by an older `load`, or to another --dataset? Run "
@@ -189,10 +210,13 @@ class SnowflakeSource:
         return f"Snowflake {where}, database {self.database}, dataset {self.schema()}"
 
     def schema(self) -> str:
-        return '"' + self.dataset.upper().replace('"', '""') + '"'
+        return quoted(self.dataset.upper())
+
+    def analytics_schema(self) -> str:
+        return analytics_schema(self.dataset).upper()
 
     def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
-        text = sql.format(s=self.schema(), **SNOWFLAKE_TERMS)
+        text = sql.format(s=self.schema(), a=quoted(self.analytics_schema()))
         if self.session is not None:
             frame = self.session.sql(text, params=list(params) or None).to_pandas()
             return tidy(frame.columns, frame.itertuples(index=False))
@@ -211,16 +235,22 @@ class SnowflakeSource:
             cursor.execute(text.replace("?", "%s"), params or None)
             return tidy([c[0] for c in cursor.description], cursor.fetchall())
         except errors.ProgrammingError as e:
+            # The schema the question reads: the models', or the loader's own.
+            schema = self.analytics_schema() if "{a}" in sql else self.dataset.upper()
+            if e.errno == 2003 and "{a}" in sql:
+                # Not built yet, or the role may not see it.
+                built = not_built(self.describe(), schema, e)
+                raise Unavailable(f"{built}{self.grants_hint(schema)}") from e
             if e.errno == 2003:  # an object does not exist, or the role may not see it
                 raise Unavailable(
                     f"{self.describe()} lacks what this page reads ({first_line(e)}). "
                     "Run `load --dest snowflake` with this --dataset to create its tables."
-                    + self.grants_hint()
+                    + self.grants_hint(schema)
                 ) from e
             if e.errno == 3001:  # insufficient privileges
                 raise Unavailable(
                     f"{self.describe()} refused a query for want of a privilege "
-                    f"({first_line(e)}).{self.grants_hint()}"
+                    f"({first_line(e)}).{self.grants_hint(schema)}"
                 ) from e
             if e.errno == 904:  # an invalid identifier: a column is missing
                 raise Unavailable(
@@ -232,13 +262,13 @@ class SnowflakeSource:
             SESSIONS.pop(self, None)
             raise Unavailable(self.failure(e)) from e
 
-    def grants_hint(self) -> str:
-        """What an administrator grants a role the dashboard signs in with, as
-        config/snowflake/provision.sql grants its reporter role (where tables exist
-        that the role cannot see, Snowflake says they do not exist)."""
+    def grants_hint(self, schema: str) -> str:
+        """What an administrator grants a role the dashboard signs in with on
+        `schema`, as config/snowflake/provision.sql grants its reporter role (where
+        tables exist that the role cannot see, Snowflake says they do not exist)."""
         if not self.role:
             return ""
-        role, where = self.role.upper(), f"{self.database.upper()}.{self.dataset.upper()}"
+        role, where = self.role.upper(), f"{self.database.upper()}.{schema}"
         return (
             f" If they exist, the role {role} may not read them: an administrator runs "
             f"GRANT USAGE ON SCHEMA {where} TO ROLE {role}; "
@@ -328,6 +358,10 @@ LOGIN_PAUSE_S = 5.0
 SESSIONS_LOCK = threading.Lock()
 
 
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def tidy(names, rows) -> pd.DataFrame:
     """Snowflake's answer as DuckDB's would be: lower-case names (Snowflake upper-cases
     unquoted ones), and fixed-point numbers (Decimal) as floats."""
@@ -343,49 +377,48 @@ def first_line(error: Exception) -> str:
 
 
 def overview(source: Source) -> pd.DataFrame:
-    """One row: what the tables hold."""
+    """One row: what the models hold (every event counted once)."""
     return source.query(
         """
-        SELECT (SELECT count(DISTINCT device_id) FROM {s}.gps_data) AS vehicles,
-               (SELECT count(*) FROM {s}.trips) AS trips,
-               (SELECT count(*) FROM {s}.incidents WHERE status = 'active') AS active_incidents,
-               (SELECT count(*) FROM {s}.gps_data) AS gps_fixes,
-               (SELECT max("TIMESTAMP") FROM {s}.gps_data) AS latest_fix
+        WITH fixes AS (
+            SELECT count(DISTINCT device_id) AS vehicles, count(*) AS gps_fixes,
+                   max(event_at) AS latest_fix
+            FROM {a}.stg_gps_fixes
+        )
+        SELECT f.vehicles,
+               (SELECT count(*) FROM {a}.trips) AS trips,
+               (SELECT count(*) FROM {a}.incidents WHERE status = 'active') AS active_incidents,
+               f.gps_fixes, f.latest_fix
+        FROM fixes f
         """
     )
 
 
 def latest_positions(source: Source) -> pd.DataFrame:
-    """The view's latest fix of each vehicle, with the make and model of its trip."""
+    """Each vehicle's latest fix, with the make and model of its trip."""
     return source.query(
         """
-        SELECT p.device_id, t.make, t.model, p."TIMESTAMP" AS "timestamp", p.lat, p.lon,
-               p.speed_kmh
-        FROM {s}.latest_positions p
-        LEFT JOIN (
-            SELECT trip_id, any_value(make) AS make, any_value(model) AS model
-            FROM {s}.vehicle_data GROUP BY trip_id
-        ) t ON t.trip_id = p.trip_id
-        ORDER BY p.device_id
+        SELECT device_id, make, model, event_at AS "timestamp", lat, lon, speed_kmh
+        FROM {a}.latest_positions
+        ORDER BY device_id
         """
     )
 
 
 def tracks(source: Source, points: int = TRACK_POINTS) -> pd.DataFrame:
     """Every vehicle's track, thinned to about `points` fixes in all: one in k of
-    each vehicle's fixes, k chosen from the table's size, picked by a hash of the
-    message's place in Kafka. No sorting of the whole table, and evenly spread over
-    every vehicle whatever order their messages came in."""
-    fixes = int(source.query("SELECT count(*) AS fixes FROM {s}.gps_data")["fixes"].iloc[0])
+    each vehicle's fixes, k chosen from the number of fixes, picked by a hash of
+    the message's place in Kafka. No sorting of the whole table, and evenly spread
+    over every vehicle whatever order their messages came in."""
+    fixes = int(source.query("SELECT count(*) AS fixes FROM {a}.stg_gps_fixes")["fixes"].iloc[0])
     k = max(1, math.ceil(fixes / points))
     # k as a literal, not a value the query computes: only then does DuckDB filter
-    # while it scans, reading the other columns of the chosen rows alone (36 ms
-    # rather than 1.4 s over 2,000,000 fixes).
+    # while it scans.
     return source.query(
         f"""
-        SELECT device_id, "TIMESTAMP" AS "timestamp", lat, lon, speed_kmh
-        FROM {{s}}.gps_data
-        WHERE mod(hash(_kafka_partition, _kafka_offset), {k}) = 0
+        SELECT device_id, event_at AS "timestamp", lat, lon, speed_kmh
+        FROM {{a}}.stg_gps_fixes
+        WHERE mod(hash(kafka_partition, kafka_offset), {k}) = 0
         ORDER BY device_id, 2
         """
     )
@@ -398,18 +431,20 @@ def cameras(source: Source) -> pd.DataFrame:
                any_value(speed_limit_kmh) AS speed_limit_kmh, count(*) AS passes,
                sum(CASE WHEN measured_speed_kmh > speed_limit_kmh THEN 1 ELSE 0 END)
                    AS speeding
-        FROM {s}.traffic_data
+        FROM {a}.stg_camera_passes
         GROUP BY camera_id
         """
     )
 
 
 def trips(source: Source) -> pd.DataFrame:
+    """dbt's trips, with when the loader stored the newest reading it was built from."""
     return source.query(
         """
         SELECT trip_id, device_id, make, model, route_source, started_at, ended_at,
-               {duration_s} AS duration_s, distance_km, avg_speed_kmh, max_speed_kmh, readings
-        FROM {s}.trips ORDER BY started_at
+               duration_s, distance_km, avg_speed_kmh, max_speed_kmh, readings,
+               last_loaded_at
+        FROM {a}.trips ORDER BY started_at, trip_id
         """
     )
 
@@ -419,10 +454,10 @@ def trip_series(source: Source, trip_id: str, points: int = SERIES_POINTS) -> pd
     return source.query(
         """
         WITH readings AS (
-            SELECT "TIMESTAMP" AS ts, speed_kmh, fuel_level_pct, odometer_km,
-                   row_number() OVER (ORDER BY "TIMESTAMP") AS n,
+            SELECT event_at AS ts, speed_kmh, fuel_level_pct, odometer_km,
+                   row_number() OVER (ORDER BY event_at) AS n,
                    count(*) OVER () AS total
-            FROM {s}.vehicle_data WHERE trip_id = ?
+            FROM {a}.stg_vehicle_readings WHERE trip_id = ?
         )
         SELECT ts AS "timestamp", speed_kmh, fuel_level_pct, odometer_km
         FROM readings
@@ -436,9 +471,9 @@ def trip_series(source: Source, trip_id: str, points: int = SERIES_POINTS) -> pd
 def trip_cameras(source: Source, trip_id: str) -> pd.DataFrame:
     return source.query(
         """
-        SELECT "TIMESTAMP" AS "timestamp", camera_id, measured_speed_kmh, speed_limit_kmh,
+        SELECT event_at AS "timestamp", camera_id, measured_speed_kmh, speed_limit_kmh,
                measured_speed_kmh - speed_limit_kmh AS over_limit_kmh
-        FROM {s}.traffic_data WHERE trip_id = ? ORDER BY 1
+        FROM {a}.stg_camera_passes WHERE trip_id = ? ORDER BY 1
         """,
         (trip_id,),
     )
@@ -448,8 +483,8 @@ def incidents(source: Source) -> pd.DataFrame:
     return source.query(
         """
         SELECT incident_id, incident_type, status, device_id, description, lat, lon,
-               reported_at, resolved_at, {time_to_resolve_s} AS time_to_resolve_s
-        FROM {s}.incidents ORDER BY reported_at DESC
+               reported_at, resolved_at, time_to_resolve_s
+        FROM {a}.incidents ORDER BY reported_at DESC
         """
     )
 
@@ -458,14 +493,14 @@ def weather(source: Source) -> pd.DataFrame:
     """Weather along the routes, averaged over 5-minute periods of simulated time."""
     frame = source.query(
         """
-        SELECT date_trunc('hour', "TIMESTAMP") AS hour,
-               floor(date_part('minute', "TIMESTAMP") / 5) AS slot,
+        SELECT date_trunc('hour', event_at) AS hour,
+               floor(date_part('minute', event_at) / 5) AS slot,
                round(avg(temperature_c), 1) AS temperature_c,
                round(avg(humidity_pct), 1) AS humidity_pct,
                round(avg(precipitation_mm_h), 2) AS precipitation_mm_h,
                round(avg(wind_speed_kmh), 1) AS wind_speed_kmh,
                mode(condition) AS condition
-        FROM {s}.weather_data
+        FROM {a}.stg_weather_readings
         GROUP BY 1, 2 ORDER BY 1, 2
         """
     )
@@ -563,6 +598,12 @@ class NoBroker(Exception):
     """No broker answered: the lag cannot be shown (the rest of the page can)."""
 
 
+# The last time no broker answered at given settings, and what was said: the page
+# does not wait for it again at every refresh, only once this long has passed.
+BROKER_PAUSE_S = 60.0
+FAILED_BROKERS: dict[tuple, tuple[float, str]] = {}
+
+
 def partition_lag(
     source: Source, kafka: tuple, topics: tuple[str, ...], timeout_s: float = 3.0
 ) -> pd.DataFrame:
@@ -575,6 +616,9 @@ def partition_lag(
         from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
     except ImportError as e:  # Streamlit in Snowflake offers no Kafka client
         raise NoBroker("confluent-kafka, which asks the broker, is not installed here") from e
+    failed_at, said = FAILED_BROKERS.get(kafka, (float("-inf"), ""))
+    if time.monotonic() - failed_at < BROKER_PAUSE_S:
+        raise NoBroker(f"{said}; asked again within a minute")
 
     stored = stored_offsets(source)
     # No group is joined and nothing is committed: the id only satisfies the client.
@@ -598,14 +642,17 @@ def partition_lag(
                 )
                 rows.append((topic, partition, low, high))
     except KafkaException as e:
-        raise NoBroker(
+        said = (
             f"no Kafka broker answered at {settings['bootstrap.servers']} within "
             f"{timeout_s:.0f} s ({e.args[0].str()}): set KAFKA_BOOTSTRAP_SERVERS (and the "
             "credentials `load` uses) to see the lag per partition"
-        ) from e
+        )
+        FAILED_BROKERS[kafka] = (time.monotonic(), said)
+        raise NoBroker(said) from e
     finally:
         consumer.close()
     ends = pd.DataFrame(rows, columns=["topic", "partition", "start_offset", "end_offset"])
+    FAILED_BROKERS.pop(kafka, None)
     frame = ends.merge(stored, on=["topic", "partition"], how="left")
     behind = frame["next_offset"].fillna(frame["start_offset"]).clip(lower=frame["start_offset"])
     frame["lag"] = (frame["end_offset"] - behind).clip(lower=0).astype("int64")

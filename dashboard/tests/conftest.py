@@ -1,6 +1,7 @@
 """What the dashboard's tests share: a fleet sent by the real `simulate` through the
-test broker and loaded by the real `load` into a DuckDB file and into the
-Snowflake emulator, and the app's path (the helpers are tests/python/fleet.py's).
+test broker, loaded by the real `load` into a DuckDB file and into the Snowflake
+emulator, and modelled there by dbt (the pages read dbt's models), and the app's
+path (the helpers are tests/python/fleet.py's).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(REPO / "tests" / "python"))
 from fleet import (  # noqa: E402
     bootstrap,
     clean_env,
+    dbt,
     emulator,
     load,
     simulate,
@@ -57,11 +59,17 @@ def fleet_topics() -> list[str]:
 
 @pytest.fixture(scope="session")
 def fleet_file(tmp_path_factory, fleet_topics) -> Path:
-    """The fleet loaded into a DuckDB file of the tests' own."""
+    """The fleet loaded into a DuckDB file of the tests' own, and dbt's models built."""
     workdir = tmp_path_factory.mktemp("fleet")
     path = workdir / "iot_service.duckdb"
     load(fleet_topics, "--dest", "duckdb", "--duckdb-file", path, cwd=workdir)
+    build(path, workdir / "dbt")
     return path
+
+
+def build(path: Path, workdir: Path) -> None:
+    """dbt's models built in the DuckDB file at `path`, dataset iot_stream."""
+    dbt(workdir, "build", env={"DUCKDB_FILE": str(path), "DATASET_NAME": "iot_stream"})
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +84,11 @@ def snowflake_topics() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def snowflake_fleet(snowflake_topics) -> str:
+def snowflake_fleet(snowflake_topics, tmp_path_factory) -> str:
     """That fleet loaded into the Snowflake emulator, in a dataset of the tests' own,
-    set up by config/snowflake/provision.sql and loaded under its loader role (the
-    pages read it under its reporter role: see `snowflake_page`)."""
+    set up by config/snowflake/provision.sql, loaded under its loader role and
+    modelled by dbt under its transformer role (the pages read it under its
+    reporter role: see `snowflake_page`)."""
     dataset = "dash" + uuid.uuid4().hex[:10]
     roles = provision(emulator(), dataset)
     load(
@@ -92,6 +101,17 @@ def snowflake_fleet(snowflake_topics) -> str:
             **clean_env(),
             **snowflake_env(user="loader"),
             "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE": roles["loader_role"],
+        },
+    )
+    dbt(
+        tmp_path_factory.mktemp("dbt"),
+        "build",
+        "--target",
+        "snowflake",
+        env={
+            **snowflake_env(user="dbt"),
+            "DATASET_NAME": dataset,
+            "DESTINATION__SNOWFLAKE__CREDENTIALS__ROLE": roles["transformer_role"],
         },
     )
     return dataset

@@ -16,7 +16,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP
+from conftest import APP, build
 from fleet import (
     bootstrap,
     emulator,
@@ -64,13 +64,67 @@ def test_fleet_map_shows_every_vehicle_and_its_latest_position(monkeypatch, flee
     assert shown == devices
     assert app.get("deck_gl_json_chart"), "the map is drawn"
     drawn = next(c.value for c in app.caption if "GPS fixes drawn" in c.value)
-    total = truth(fleet_file, "SELECT count(*) FROM iot_stream.gps_data")[0][0]
+    total = truth(fleet_file, "SELECT count(DISTINCT id) FROM iot_stream.gps_data")[0][0]
     assert f"of {total:,} GPS fixes drawn" in drawn
+
+
+def test_events_sent_again_are_counted_once_as_dbt_counts_them(monkeypatch, tmp_path):
+    """A simulate rerun with the same seed sends every event again under its id:
+    the Fleet map counts each once, as dbt's staging does, and so do the trips."""
+    topics = topics_of_our_own()
+    path = tmp_path / "twice.duckdb"
+    for _ in range(2):
+        simulate(topics, "--vehicles", "2", "--duration", "5m", "--seed", "21")
+        load(topics, "--dest", "duckdb", "--duckdb-file", path, group="twice" + topics[1])
+    build(path, tmp_path / "dbt")
+    raw = truth(path, "SELECT count(*) FROM iot_stream.gps_data")[0][0]
+    staged = truth(path, "SELECT count(*) FROM iot_stream_analytics.stg_gps_fixes")[0][0]
+    assert raw == 2 * staged
+    app = page("Fleet map", monkeypatch, path)
+    assert metric(app, "GPS fixes") == f"{staged:,}"
+    assert metric(app, "Trips") == "2"
+    drawn = next(c.value for c in app.caption if "GPS fixes drawn" in c.value)
+    assert f"of {staged:,} GPS fixes drawn" in drawn, drawn
+
+
+def test_a_file_dbt_has_not_built_says_to_build_and_health_still_shows(monkeypatch, tmp_path):
+    topics = topics_of_our_own()
+    path = tmp_path / "loaded.duckdb"
+    simulate(topics, "--vehicles", "1", "--duration", "2m", "--seed", "22")
+    load(topics, "--dest", "duckdb", "--duckdb-file", path)
+    for name in ("Fleet map", "Trips", "Incidents", "Weather"):
+        warnings = " ".join(w.value for w in page(name, monkeypatch, path).warning)
+        assert "no analytics models in iot_stream_analytics" in warnings, (name, warnings)
+        assert "scripts/dbt.sh build" in warnings, warnings
+    assert metric(page("Pipeline health", monkeypatch, path), "Runs") == "1"
+
+
+def test_the_chosen_trip_stays_chosen_as_new_trips_arrive(monkeypatch, tmp_path):
+    topics = topics_of_our_own()
+    path = tmp_path / "growing.duckdb"
+
+    def more(seed: int) -> None:
+        simulate(topics, "--vehicles", "2", "--duration", "3m", "--seed", str(seed))
+        load(topics, "--dest", "duckdb", "--duckdb-file", path, group="grow" + topics[1])
+        build(path, tmp_path / "dbt")
+
+    more(23)
+    app = page("Trips", monkeypatch, path)
+    order = "SELECT trip_id FROM iot_stream_analytics.trips ORDER BY started_at, trip_id"
+    first, chosen = (t for (t,) in truth(path, order))
+    assert app.selectbox[0].value == first
+    app.selectbox[0].select(chosen).run()
+    assert app.selectbox[0].value == chosen
+    more(24)
+    st.cache_data.clear()
+    app.run()
+    assert len(app.selectbox[0].options) == 4, "the new trips are listed"
+    assert app.selectbox[0].value == chosen, "the chosen trip is still the one charted"
 
 
 def test_trips_lists_the_trips_and_charts_the_chosen_one(monkeypatch, fleet_file):
     app = page("Trips", monkeypatch, fleet_file)
-    trips = truth(fleet_file, "SELECT count(*) FROM iot_stream.trips")[0][0]
+    trips = truth(fleet_file, "SELECT count(*) FROM iot_stream_analytics.trips")[0][0]
     assert metric(app, "Trips") == str(trips)
     assert len(app.dataframe[0].value) == trips
     assert len(app.selectbox[0].options) == trips
@@ -82,7 +136,7 @@ def test_incidents_counts_active_and_resolved(monkeypatch, fleet_file):
     (active, resolved) = truth(
         fleet_file,
         "SELECT count(*) FILTER (WHERE status = 'active'), "
-        "count(*) FILTER (WHERE status = 'resolved') FROM iot_stream.incidents",
+        "count(*) FILTER (WHERE status = 'resolved') FROM iot_stream_analytics.incidents",
     )[0]
     assert active + resolved > 0, "the fixture's emergency rate makes incidents"
     assert metric(app, "Active") == str(active)
@@ -165,6 +219,19 @@ def test_pipeline_health_without_a_broker_says_so_and_shows_the_offsets(monkeypa
     partitions = truth(fleet_file, "SELECT count(*) FROM iot_stream._kafka_offsets")[0][0]
     assert len(app.dataframe[-1].value) == partitions
 
+    # The next refresh does not wait for the broker again: it asks again in a minute.
+    import confluent_kafka
+
+    asked = []
+    monkeypatch.setattr(
+        confluent_kafka, "Consumer", lambda *a, **k: asked.append(a) or pytest.fail("asked")
+    )
+    st.cache_data.clear()
+    app.run()
+    notes = " ".join(c.value for c in app.caption)
+    assert "asked again within a minute" in notes and not asked, notes
+    assert len(app.dataframe[-1].value) == partitions
+
 
 @pytest.mark.parametrize("name", ["Fleet map", "Trips", "Incidents", "Weather", "Pipeline health"])
 def test_no_file_yet_says_how_to_make_one(monkeypatch, tmp_path, name):
@@ -173,13 +240,22 @@ def test_no_file_yet_says_how_to_make_one(monkeypatch, tmp_path, name):
     assert "no database file" in warnings and "scripts/demo.sh" in warnings
 
 
-@pytest.mark.parametrize("name", ["Fleet map", "Trips", "Incidents", "Weather", "Pipeline health"])
-def test_a_file_without_the_tables_says_to_run_load(monkeypatch, tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("Fleet map", "scripts/dbt.sh build"),
+        ("Trips", "scripts/dbt.sh build"),
+        ("Incidents", "scripts/dbt.sh build"),
+        ("Weather", "scripts/dbt.sh build"),
+        ("Pipeline health", "load --dest duckdb"),
+    ],
+)
+def test_a_file_without_the_tables_says_what_to_run(monkeypatch, tmp_path, name, said):
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()
     app = page(name, monkeypatch, empty)
     warnings = " ".join(w.value for w in app.warning)
-    assert "lacks what this page reads" in warnings and "load --dest duckdb" in warnings
+    assert said in warnings, warnings
 
 
 def test_an_older_file_missing_a_column_says_to_run_load(monkeypatch, fleet_file, tmp_path):
@@ -248,7 +324,7 @@ def test_snowflake_fleet_map_and_trips_match_the_warehouse(monkeypatch, snowflak
     assert metric(app, "Vehicles") == str(len(devices))
     assert sorted(app.table[0].value["device_id"].astype(str)) == devices
     assert app.get("deck_gl_json_chart"), "the map is drawn"
-    trips = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}.TRIPS")[0][0]
+    trips = snowflake_truth(snowflake_fleet, "SELECT count(*) FROM {s}_ANALYTICS.TRIPS")[0][0]
     assert metric(app, "Trips") == str(trips)
     app = snowflake_page("Trips", monkeypatch, snowflake_fleet)
     assert len(app.dataframe[0].value) == trips
@@ -260,7 +336,8 @@ def test_snowflake_incidents_weather_and_health_match_the_warehouse(
 ):
     (active, resolved) = snowflake_truth(
         snowflake_fleet,
-        "SELECT count_if(status = 'active'), count_if(status = 'resolved') FROM {s}.INCIDENTS",
+        "SELECT count_if(status = 'active'), count_if(status = 'resolved') "
+        "FROM {s}_ANALYTICS.INCIDENTS",
     )[0]
     assert active + resolved > 0, "the fleet has incidents to show"
     app = snowflake_page("Incidents", monkeypatch, snowflake_fleet)
@@ -400,14 +477,19 @@ def test_snowflake_a_role_without_select_is_told_the_grant(monkeypatch, snowflak
             admin.cursor().execute(statement)
     app = snowflake_page("Fleet map", monkeypatch, snowflake_fleet, **{ROLE: role})
     said = warnings_of(app)
+    grant = f"GRANT SELECT ON ALL TABLES IN SCHEMA IOT.{schema}_ANALYTICS TO ROLE {role}"
+    assert grant in said and "provision.sql" in said, said
+    app = snowflake_page("Pipeline health", monkeypatch, snowflake_fleet, **{ROLE: role})
+    said = warnings_of(app)
     assert f"GRANT SELECT ON ALL TABLES IN SCHEMA IOT.{schema} TO ROLE {role}" in said, said
-    assert "provision.sql" in said, said
 
 
-def test_snowflake_without_the_dataset_says_to_run_load(monkeypatch):
-    app = snowflake_page("Trips", monkeypatch, "no_such_dataset")
+def test_snowflake_without_the_dataset_says_to_run_load_then_dbt(monkeypatch):
+    app = snowflake_page("Pipeline health", monkeypatch, "no_such_dataset")
     assert "lacks what this page reads" in warnings_of(app)
     assert "load --dest snowflake" in warnings_of(app)
+    app = snowflake_page("Trips", monkeypatch, "no_such_dataset")
+    assert "scripts/dbt.sh build" in warnings_of(app), warnings_of(app)
 
 
 def test_snowflake_refusing_the_password_names_the_variables(monkeypatch):

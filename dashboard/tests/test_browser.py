@@ -168,7 +168,7 @@ def test_every_page_renders_the_file_in_a_real_browser(dashboard, browser, fleet
         d
         for (d,) in truth(fleet_file, "SELECT DISTINCT device_id::VARCHAR FROM iot_stream.gps_data")
     ]
-    trips = truth(fleet_file, "SELECT count(*) FROM iot_stream.trips")[0][0]
+    trips = truth(fleet_file, "SELECT count(*) FROM iot_stream_analytics.trips")[0][0]
 
     def fleet_ready(text: str) -> bool:
         return all(d in text for d in devices) and bool(

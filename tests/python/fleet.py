@@ -96,6 +96,27 @@ def load(
     run([binary("load"), *args, *group, *servers, *topics], env=env or clean_env(), cwd=cwd)
 
 
+def dbt(workdir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True):
+    """`scripts/dbt.sh ARGS` (dbt on the analytics project, in its virtualenv), its
+    target and logs under `workdir`; the run is returned, and a failure fails the
+    test with its output unless `check` is off."""
+    repo = Path(__file__).resolve().parents[2]
+    workdir.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [str(repo / "scripts" / "dbt.sh"), *args]
+        + ["--target-path", str(workdir / "target"), "--log-path", str(workdir)],
+        env={**clean_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **(env or {})},
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        pytest.fail(f"dbt {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-5000:]}")
+    return done
+
+
 def emulator() -> str:
     url = os.environ.get("IOT_TEST_SNOWFLAKE_URL")
     if not url:

@@ -23,7 +23,9 @@ with such a role has each statement checked as Snowflake checks it, refused with
 Snowflake's own errors (003001, 002003) where its grants fall short.
 
 `REMOVE @stage/path/`, which fakesnow does not implement, removes the files of
-an internal stage under that path (see `remove_staged`).
+an internal stage under that path (see `remove_staged`). A view's comment, which
+fakesnow drops, is kept here and read back from INFORMATION_SCHEMA.VIEWS (see
+`view_comments`).
 
 One Snowflake statement with nothing to act on here is accepted rather than
 refused: `ALTER SESSION SET LOCK_TIMEOUT` (see `accept_lock_timeout`). A row
@@ -148,6 +150,46 @@ def remove_staged(token: str, body: bytes) -> bytes:
     directory = stage.internal_dir(".".join(names), (match.group(2) or "/").lstrip("/"))
     shutil.rmtree(directory, ignore_errors=True)
     return with_statement(body, NO_EFFECT)
+
+
+# A view's comment, by "SCHEMA.NAME" (Snowflake's upper-cased names).
+comments: dict[str, str] = {}
+NAME = r'(?:"[^"]+"|[\w$]+)'
+CREATE_VIEW = re.compile(
+    rf"\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+((?:{NAME}\.){{0,2}}{NAME})\s+"
+    r"COMMENT\s*=\s*'((?:[^']|'')*)'\s+AS\b",
+    re.I,
+)
+VIEWS_COMMENT = re.compile(
+    r"^(\s*SELECT\s.*?)\bCOMMENT\b(.*?\bFROM\s+INFORMATION_SCHEMA\.VIEWS\b)", re.I | re.S
+)
+
+
+def unquoted(name: str) -> str:
+    return name[1:-1] if name.startswith('"') else name.upper()
+
+
+def view_comments(token: str, body: bytes) -> bytes:
+    """Notes the comment a CREATE VIEW gives its view, and serves it to a query of
+    INFORMATION_SCHEMA.VIEWS that selects COMMENT (fakesnow answers NULL)."""
+    request = request_json(body)
+    if request is None:
+        return body
+    sql = request["sqlText"]
+    if created := CREATE_VIEW.match(sql):
+        parts = [unquoted(p) for p in re.findall(NAME, created.group(1))]
+        session = sessions.get(token)
+        schema = parts[-2] if len(parts) > 1 else (session.schema if session else "") or ""
+        comments[f"{schema.upper()}.{parts[-1]}"] = created.group(2).replace("''", "'")
+        return body
+    if VIEWS_COMMENT.match(sql) and comments:
+        cases = " ".join(
+            f"WHEN '{name}' THEN '{text.replace(chr(39), chr(39) * 2)}'"
+            for name, text in comments.items()
+        )
+        noted = f"CASE TABLE_SCHEMA || '.' || TABLE_NAME {cases} END AS COMMENT"
+        return with_statement(body, VIEWS_COMMENT.sub(rf"\g<1>{noted}\g<2>", sql, count=1))
+    return body
 
 
 # What clients sent, for the benchmarks (GET /iot-emulator/stats): statements and
@@ -394,7 +436,7 @@ class FillResponses:
                 out = fill(scope["path"], refusal(e))
                 await reply(send, out)
                 return
-            body = accept_lock_timeout(remove_staged(token, body))
+            body = accept_lock_timeout(remove_staged(token, view_comments(token, body)))
             track(token, body)
             in_flight[token] = in_flight.get(token, 0) + 1
         stall = stall_step(token, body) if query else None

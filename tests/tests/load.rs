@@ -102,8 +102,11 @@ fn assert_each_offset_once(db: &Path) {
     assert_eq!(duplicates, 0, "some messages were loaded twice");
 }
 
+/// The trips are dbt's model: on a file dbt has not built, `--show-trips` says
+/// how to build it, loads nothing, and exits 4. (The report itself is tested
+/// where dbt runs: analytics/tests/test_pipeline.py.)
 #[test]
-fn show_trips_prints_a_line_per_trip_even_to_a_reader_that_stops_early() {
+fn show_trips_on_a_file_dbt_has_not_built_says_how_to_build_it() {
     let f = Fixture::new();
     f.simulate(&[
         "--from",
@@ -111,42 +114,22 @@ fn show_trips_prints_a_line_per_trip_even_to_a_reader_that_stops_early() {
         "--to",
         "Leipzig",
         "--vehicles",
-        "2",
-        "--duration",
-        "5m",
-        "--seed",
-        "4",
+        "1",
+        "--max-events",
+        "50",
     ]);
+    assert_success(&f.load(&[]));
+    let before = f.rows();
     let output = f.load(&["--show-trips"]);
-    let stderr = assert_success(&output);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(f.count("trips"), 2);
-    for trip in query_strings(&f.db, "SELECT trip_id::VARCHAR FROM iot_stream.trips") {
-        // A trip is named by the first block of its id.
-        let line = format!("trip {}", &trip[..8]);
-        assert!(stdout.contains(&line), "{line} not in:\n{stdout}\n{stderr}");
-    }
-
-    // `load --show-trips | head -0`: the pipe is closed before the report.
-    let mut child = spawn(&mut f.load_command(&["--show-trips"]));
-    drop(child.stdout.take());
-    let output = finish(child, LIMIT);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("has no table iot_stream_analytics.trips")
+            && stderr.contains("scripts/dbt.sh build"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-
-    // A report that cannot be written (a full disk) is an error that says so.
-    let full = std::fs::File::create("/dev/full").expect("/dev/full opens");
-    let child = f
-        .load_command(&["--show-trips"])
-        .stdout(full)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("load starts");
-    let output = finish(child, LIMIT);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot print the trips"), "{stderr}");
+    assert_eq!(f.rows(), before);
 }
 
 #[test]
@@ -202,43 +185,13 @@ fn loads_everything_once_and_a_second_run_adds_nothing() {
         produced
     );
 
-    // The views answer the first questions people ask.
-    assert_eq!(
-        query_i64(&f.db, "SELECT count(*) FROM iot_stream.latest_positions"),
-        3
-    );
+    // Trips, incidents and latest positions are dbt's models, not views of load's.
     assert_eq!(
         query_i64(
             &f.db,
-            "SELECT count(*) FROM iot_stream.latest_positions p JOIN iot_stream.gps_data g \
-             ON g.device_id = p.device_id AND g.timestamp > p.timestamp"
+            "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'iot_stream'"
         ),
-        0,
-        "a later position than the latest"
-    );
-    assert_eq!(
-        query_i64(
-            &f.db,
-            "SELECT count(*) FROM iot_stream.latest_positions p JOIN iot_stream.gps_data g \
-             USING (device_id, trip_id, timestamp, lat, lon, speed_kmh, heading_deg)"
-        ),
-        3,
-        "each latest position is one of the vehicle's fixes, whole"
-    );
-    assert_eq!(
-        query_i64(
-            &f.db,
-            "SELECT count(*) FROM iot_stream.trips WHERE distance_km > 1"
-        ),
-        3
-    );
-    let incidents = query_i64(
-        &f.db,
-        "SELECT count(DISTINCT incident_id) FROM iot_stream.emergency_data",
-    );
-    assert_eq!(
-        query_i64(&f.db, "SELECT count(*) FROM iot_stream.incidents"),
-        incidents
+        0
     );
 }
 
@@ -818,7 +771,7 @@ fn read_with_duckdb_1_4(db: &Path) -> (i64, i64) {
                   assert duckdb.__version__.startswith('1.4'), duckdb.__version__\n\
                   c = duckdb.connect(sys.argv[1], read_only=True)\n\
                   n = sum(c.sql(f'SELECT count(*) FROM iot_stream.{t}').fetchone()[0] for t in sys.argv[2:])\n\
-                  trips = c.sql('SELECT count(*) FROM iot_stream.trips').fetchone()[0]\n\
+                  trips = c.sql('SELECT count(DISTINCT trip_id) FROM iot_stream.vehicle_data').fetchone()[0]\n\
                   print(n, trips)\n";
     let tables: Vec<&str> = EventKind::ALL.iter().map(|k| k.default_topic()).collect();
     let python = std::env::var("IOT_TEST_DUCKDB_PYTHON").unwrap_or_else(|_| {
@@ -889,17 +842,10 @@ fn a_file_written_by_the_duckdb_2_0_loader_loads_on() {
     assert_eq!(
         query_i64(
             &f.db,
-            "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'iot_stream' AND sql LIKE '%epoch_ms%'"
+            "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'iot_stream'"
         ),
         0,
-        "the views are replaced by their TIMESTAMPTZ forms"
-    );
-    assert_eq!(
-        query_i64(
-            &f.db,
-            "SELECT count(*) FROM iot_stream.trips WHERE duration <> ended_at - started_at"
-        ),
-        0
+        "the old loader's views are dropped: dbt's models define trips and incidents"
     );
     assert_eq!(
         query_i64(&f.db, "SELECT count(*) FROM iot_stream._loads"),

@@ -4,8 +4,9 @@
 -- time between. The wire format has no report of a responder's arrival, so there
 -- is no time to respond to give. An incremental run rebuilds the incidents with
 -- new reports (a resolution arrives after its report).
+-- depends_on: {{ ref('stg_emergency_reports') }}
 with reports as (
-    {{ rows_of_changed('stg_emergency_reports', 'incident_id') }}
+    {{ staged_events('emergency_data', where=changed('emergency_data', 'incident_id')) }}
 ),
 
 incidents as (

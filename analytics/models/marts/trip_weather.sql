@@ -2,8 +2,9 @@
 
 -- The weather each trip met: temperatures, the worst rain and wind, and the
 -- condition seen most. An incremental run rebuilds the trips with new readings.
+-- depends_on: {{ ref('stg_weather_readings') }}
 with readings as (
-    {{ rows_of_changed('stg_weather_readings', 'trip_id') }}
+    {{ staged_events('weather_data', where=changed('weather_data', 'trip_id')) }}
 )
 
 select

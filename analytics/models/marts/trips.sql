@@ -1,9 +1,10 @@
 {{ config(unique_key='trip_id') }}
 
--- One row per trip, as load's `trips` view, plus the fuel or battery used. An
--- incremental run rebuilds the trips that got new readings.
+-- One row per trip: the one definition of a trip, which the dashboard and `load
+-- --show-trips` read. An incremental run rebuilds the trips that got new readings.
+-- depends_on: {{ ref('stg_vehicle_readings') }}
 with readings as (
-    {{ rows_of_changed('stg_vehicle_readings', 'trip_id') }}
+    {{ staged_events('vehicle_data', where=changed('vehicle_data', 'trip_id')) }}
 ),
 
 trips as (

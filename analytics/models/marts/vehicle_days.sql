@@ -3,14 +3,24 @@
 -- One row per vehicle and (UTC) day: how far and how long it drove, how fast, the
 -- fuel or battery it used, and the cameras it passed. An incremental run rebuilds
 -- the days that got new readings or camera passes.
+-- depends_on: {{ ref('stg_vehicle_readings') }}
+-- depends_on: {{ ref('stg_camera_passes') }}
 with changed as (
-    select distinct device_id, cast(event_at as date) as day
-    from {{ ref('stg_vehicle_readings') }}
+    select distinct cast(device_id as varchar) as device_id, cast("TIMESTAMP" as date) as day
+    from {{ source('iot', 'vehicle_data') }}
     where {{ since_last_build() }}
     union
-    select distinct device_id, cast(event_at as date) as day
-    from {{ ref('stg_camera_passes') }}
+    select distinct cast(device_id as varchar) as device_id, cast("TIMESTAMP" as date) as day
+    from {{ source('iot', 'traffic_data') }}
     where {{ since_last_build() }}
+),
+
+vehicle_readings as (
+    {{ staged_events('vehicle_data', where='cast(device_id as varchar) in (select device_id from changed)') }}
+),
+
+camera_passes as (
+    {{ staged_events('traffic_data', where='cast(device_id as varchar) in (select device_id from changed)') }}
 ),
 
 readings as (
@@ -18,7 +28,7 @@ readings as (
         r.*,
         c.day,
         lag(r.event_at) over (partition by r.trip_id, c.day order by r.event_at) as previous_at
-    from {{ ref('stg_vehicle_readings') }} as r
+    from vehicle_readings as r
     inner join changed as c
         on c.device_id = r.device_id and c.day = cast(r.event_at as date)
 ),
@@ -50,7 +60,7 @@ passes as (
         count(*) as camera_passes,
         sum(case when p.measured_speed_kmh > p.speed_limit_kmh then 1 else 0 end) as over_limit,
         max(p.loaded_at) as last_loaded_at
-    from {{ ref('stg_camera_passes') }} as p
+    from camera_passes as p
     inner join changed as c
         on c.device_id = p.device_id and c.day = cast(p.event_at as date)
     group by p.device_id, c.day

@@ -126,7 +126,9 @@ struct Cli {
     #[arg(long, env = "LOAD_INSTANCE_ID", value_name = "ID")]
     instance_id: Option<String>,
 
-    /// After loading, print one line per trip in the database.
+    /// Print one line per trip of the DuckDB file and exit, loading nothing. The
+    /// trips are dbt's model (scripts/dbt.sh builds it), in schema DBT_SCHEMA
+    /// [default: the dataset's name + _analytics].
     #[arg(long, env = "LOAD_SHOW_TRIPS", conflicts_with = "json")]
     show_trips: bool,
 
@@ -206,16 +208,10 @@ fn main() -> ExitCode {
         Cli::command().error(ErrorKind::ArgumentConflict, e).exit();
     }
     iot_cli::init_logging();
-    let show_trips = cli.show_trips;
-    let duckdb_file = cli.duckdb_file.clone();
-    let dataset = cli.dataset.clone();
-    let json = cli.json.then(|| Outcome::of(&cli));
-    if show_trips && matches!(cli.dest, Dest::Snowflake) {
-        iot_cli::say!(
-            "error: --show-trips reads the DuckDB file; query the trips in Snowflake instead"
-        );
-        return ExitCode::from(exit::USAGE);
+    if cli.show_trips {
+        return show_trips(&cli);
     }
+    let json = cli.json.then(|| Outcome::of(&cli));
     let options = match options(cli) {
         Ok(options) => options,
         Err(e) => return fail(json, exit::USAGE, e),
@@ -236,31 +232,43 @@ fn main() -> ExitCode {
     match outcome {
         Ok(summary) => {
             iot_cli::say!("{summary}");
-            if let Some(json) = json {
-                return json.print(exit::OK, Some(&summary), None);
+            match json {
+                Some(json) => json.print(exit::OK, Some(&summary), None),
+                None => ExitCode::from(exit::OK),
             }
-            if show_trips {
-                match iot_load::report::trips(&duckdb_file, &dataset) {
-                    Ok(report) => {
-                        use std::io::Write as _;
-                        // A reader that stopped early (`| head`) is no error of the load's.
-                        match writeln!(std::io::stdout(), "{report}") {
-                            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                                iot_cli::say!("error: cannot print the trips: {e}");
-                                return ExitCode::from(exit::FAILURE);
-                            }
-                            _ => {}
-                        }
-                    }
-                    Err(e) => {
-                        iot_cli::say!("error: {}", iot_cli::error_chain(&e));
-                        return ExitCode::from(exit::DESTINATION);
-                    }
-                }
-            }
-            ExitCode::from(exit::OK)
         }
         Err(e) => fail(json, e.exit_code(), iot_cli::error_chain(&e)),
+    }
+}
+
+/// `--show-trips`: the trips dbt built in the DuckDB file, one line each.
+fn show_trips(cli: &Cli) -> ExitCode {
+    if matches!(cli.dest, Dest::Snowflake) {
+        iot_cli::say!(
+            "error: --show-trips reads the DuckDB file; query the trips in Snowflake instead"
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    let schema = std::env::var("DBT_SCHEMA")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{}_analytics", cli.dataset));
+    match iot_load::report::trips(&cli.duckdb_file, &schema) {
+        Ok(report) => {
+            use std::io::Write as _;
+            // A reader that stopped early (`| head`) is no error.
+            match writeln!(std::io::stdout(), "{report}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    iot_cli::say!("error: cannot print the trips: {e}");
+                    ExitCode::from(exit::FAILURE)
+                }
+                _ => ExitCode::from(exit::OK),
+            }
+        }
+        Err(e) => {
+            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
+            ExitCode::from(exit::DESTINATION)
+        }
     }
 }
 

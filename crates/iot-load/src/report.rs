@@ -1,5 +1,6 @@
-//! The trip report `load --show-trips` prints after a DuckDB load: one line per
-//! trip from the `trips` view, what a person running the demo wants to see landed.
+//! The trip report `load --show-trips` prints: one line per trip of dbt's `trips`
+//! model (analytics/models/marts/trips.sql, the one definition of a trip), what a
+//! person running the demo wants to see landed.
 
 use std::path::Path;
 
@@ -8,13 +9,31 @@ use crate::destination::ddl::Dialect;
 use crate::destination::duckdb::connection;
 use crate::destination::duckdb::schema::DuckDbSql;
 
-/// One line per trip in the file's dataset `schema`, oldest first.
+/// One line per trip of the model in the file's `schema` (dbt's, for the
+/// dataset: `<dataset>_analytics`), oldest first.
 pub fn trips(path: &Path, schema: &str) -> Result<String, DestinationError> {
     let conn = connection::open_read_only(path)?;
-    let fail = |e: duckdb::Error| DestinationError::write("the trips view", e);
+    let built: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'trips'",
+            [schema],
+            |r| r.get(0),
+        )
+        .map_err(|e| DestinationError::write("the trips model", e))?;
+    if !built {
+        return Err(DestinationError::write(
+            "the trips model",
+            format!(
+                "{} has no table {schema}.trips: dbt builds it from what load stored; run \
+                 `scripts/dbt.sh build` (or scripts/pipeline.sh, which loads and builds)",
+                path.display()
+            ),
+        ));
+    }
+    let fail = |e: duckdb::Error| DestinationError::write("the trips model", e);
     let sql = format!(
-        "SELECT trip_id::VARCHAR, make, model, route_source, distance_km,
-                epoch(duration)::BIGINT, avg_speed_kmh, max_speed_kmh
+        "SELECT trip_id, make, model, route_source, distance_km,
+                CAST(duration_s AS BIGINT), avg_speed_kmh, max_speed_kmh
          FROM {}.trips ORDER BY started_at, trip_id",
         DuckDbSql::ident(schema)
     );

@@ -450,39 +450,4 @@ mod tests {
             .unwrap();
         assert_eq!(loads, ["first"]);
     }
-
-    #[test]
-    fn durations_agree_with_and_without_icu() {
-        let (mut duck, path) = scratch("views.duckdb");
-        let batch = batch_of(&one_of_each());
-        let load = LoadRecord::new("views".into(), Timestamp::now());
-        duck.commit(&batch, &StoredOffsets::new(), &load).unwrap();
-        duck.release();
-
-        let conn = Connection::open(&path).unwrap();
-        // A trip that lasts 1h31m7.25s, and an incident resolved 17 minutes on.
-        conn.execute_batch(
-            "INSERT INTO iot_stream.vehicle_data SELECT * REPLACE \
-               (\"timestamp\" + INTERVAL '1 hour 31 minutes 7.25 seconds' AS \"timestamp\") \
-             FROM iot_stream.vehicle_data; \
-             INSERT INTO iot_stream.emergency_data SELECT * REPLACE \
-               (\"timestamp\" + INTERVAL '17 minutes' AS \"timestamp\", 'resolved' AS status) \
-             FROM iot_stream.emergency_data;",
-        )
-        .unwrap();
-        let durations = |conn: &Connection| -> (String, String) {
-            conn.query_row(
-                "SELECT (SELECT duration::VARCHAR FROM iot_stream.trips), \
-                        (SELECT time_to_resolve::VARCHAR FROM iot_stream.incidents)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap()
-        };
-        let with_icu = durations(&conn);
-        assert_eq!(with_icu, ("01:31:07.25".into(), "00:17:00".into()));
-        conn.execute_batch(&schema::views("iot_stream", false))
-            .unwrap();
-        assert_eq!(durations(&conn), with_icu);
-    }
 }

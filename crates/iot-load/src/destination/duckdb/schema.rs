@@ -1,5 +1,6 @@
 //! The dataset's schema in DuckDB: every declared table created when missing or
-//! brought up to date by column name, then the analytical views of `views.sql`.
+//! brought up to date by column name. The analytical definitions (trips,
+//! incidents, latest positions) are dbt's models (analytics/), not the loader's.
 
 use duckdb::{Connection, params};
 
@@ -32,7 +33,11 @@ impl Dialect for DuckDbSql {
     const COMPARES_TYPES: bool = true;
 }
 
-/// Makes the tables and views of `schema` match the declarations. Tables made by
+/// The views loaders before dbt's models kept in the dataset. A reader must not
+/// meet a second, older definition of a trip beside dbt's, so they are dropped.
+pub const FORMER_VIEWS: [&str; 3] = ["latest_positions", "trips", "incidents"];
+
+/// Makes the tables of `schema` match the declarations, and drops [`FORMER_VIEWS`]. Tables made by
 /// an older loader gain the columns the model gained since (old rows read NULL),
 /// and columns whose type changed are converted in place (`_extra` and the JSON
 /// columns of `_loads` were VARCHAR before DuckDB's JSON type).
@@ -65,42 +70,26 @@ pub fn prepare(conn: &Connection, schema: &str) -> Result<(), DestinationError> 
         }
     }
 
-    let icu: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded",
-            [],
-            |r| r.get(0),
+    let mut former = conn
+        .prepare(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = ? \
+             AND view_name IN (?, ?, ?) AND NOT internal",
         )
-        .map_err(|e| DestinationError::write("the extensions", e))?;
-    conn.execute_batch(&views(schema, icu))
-        .map_err(|e| DestinationError::write("the views", e))
-}
-
-/// The analytical views for `schema`. Durations are INTERVALs: the difference of
-/// two TIMESTAMPTZ values where DuckDB's ICU extension is loaded (the prebuilt
-/// library we link, DBeaver's driver), else, in a `bundled` build, which has no ICU
-/// and cannot subtract TIMESTAMPTZ, the same interval from epoch microseconds.
-pub fn views(schema: &str, icu: bool) -> String {
-    let span = |later: &str, earlier: &str| {
-        if icu {
-            format!("{later} - {earlier}")
-        } else {
-            format!("to_microseconds(epoch_us({later}) - epoch_us({earlier}))")
-        }
-    };
-    include_str!("views.sql")
-        .replace("{schema}", &DuckDbSql::ident(schema))
-        .replace(
-            "{trip_duration}",
-            &span(r#"max("timestamp")"#, r#"min("timestamp")"#),
-        )
-        .replace(
-            "{time_to_resolve}",
-            &span(
-                r#"min("timestamp") FILTER (WHERE status = 'resolved')"#,
-                r#"min("timestamp") FILTER (WHERE status = 'active')"#,
-            ),
-        )
+        .map_err(|e| DestinationError::write("the views", e))?;
+    let [a, b, c] = FORMER_VIEWS;
+    let found: Vec<String> = former
+        .query_map(params![schema, a, b, c], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| DestinationError::write("the views", e))?;
+    for view in found {
+        tracing::info!(
+            view,
+            "dropping a view of an earlier loader: dbt's models define it now"
+        );
+        conn.execute_batch(&format!("DROP VIEW {}", DuckDbSql::table(schema, &view)))
+            .map_err(|e| DestinationError::write("the views", e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -111,15 +100,5 @@ mod tests {
     fn quotes_identifiers() {
         assert_eq!(DuckDbSql::ident("gps_data"), "\"gps_data\"");
         assert_eq!(DuckDbSql::ident("we\"ird"), "\"we\"\"ird\"");
-    }
-
-    #[test]
-    fn every_placeholder_of_the_views_is_filled() {
-        for icu in [true, false] {
-            let sql = views("s", icu);
-            assert!(!sql.contains('{'), "{sql}");
-            assert!(sql.contains("FROM \"s\".gps_data"), "{sql}");
-            assert_eq!(sql.contains("epoch_us"), !icu);
-        }
     }
 }

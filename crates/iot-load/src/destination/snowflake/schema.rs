@@ -1,6 +1,6 @@
 //! What a dataset's schema must hold before a batch is written: the schema, the
-//! tables and the columns the model gained, the commit turn, the stage, and the
-//! views. A loader holds only the privileges `config/snowflake/provision.sql` grants
+//! tables and the columns the model gained, the commit turn and the stage; the
+//! views earlier loaders kept are dropped (dbt's models define them now). A loader holds only the privileges `config/snowflake/provision.sql` grants
 //! it, and Snowflake checks a CREATE privilege even when `IF NOT EXISTS` finds the
 //! object, so everything is looked up first and only what is missing is created.
 
@@ -11,8 +11,8 @@ use crate::tables;
 use sql::SnowflakeSql;
 
 impl Snowflake {
-    /// Creates what is missing (schema, tables, columns the model gained, views whose
-    /// definition changed), after looking at what is there: a loader holds only the
+    /// Creates what is missing (schema, tables, columns the model gained, the stage)
+    /// and drops an earlier loader's views, after looking at what is there: a loader holds only the
     /// privileges `config/snowflake/provision.sql` grants it, and Snowflake checks a
     /// CREATE privilege even when `IF NOT EXISTS` finds the object.
     pub(super) fn prepare(&mut self) -> Result<(), DestinationError> {
@@ -68,13 +68,17 @@ impl Snowflake {
         // qualified.
         self.exec("the schema", &sql::use_schema(&schema))?;
         self.prepare_stage()?;
-        for view in sql::views(&schema) {
-            let current = views.iter().any(|row| {
-                named(row, &view.name)
-                    && row.get(1).and_then(Option::as_deref) == Some(view.version.as_str())
-            });
-            if !current {
-                self.exec("the views", &view.statement)?;
+        for row in &views {
+            let former = row.get(1).and_then(Option::as_deref);
+            if let (Some(Some(view)), true) = (
+                row.first(),
+                former.is_some_and(|c| c.starts_with(sql::FORMER_VIEW)),
+            ) {
+                tracing::info!(
+                    view,
+                    "dropping a view of an earlier loader: dbt's models define it now"
+                );
+                self.exec("the views", &sql::drop_view(&schema, view))?;
             }
         }
         self.tables_ready = true;

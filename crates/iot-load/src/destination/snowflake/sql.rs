@@ -121,7 +121,8 @@ pub fn columns_query(schema: &str) -> String {
     )
 }
 
-/// The schema's views and their comments (which carry [`view_version`]).
+/// The schema's views and their comments (an earlier loader's carry
+/// [`FORMER_VIEW`]).
 pub fn views_query(schema: &str) -> String {
     format!(
         "SELECT TABLE_NAME, COMMENT FROM INFORMATION_SCHEMA.VIEWS WHERE TABLE_SCHEMA = {}",
@@ -146,58 +147,14 @@ pub fn create_commit_turn(schema: &str) -> [String; 2] {
     ]
 }
 
-/// A view of `views.sql`: its name, its version (the comment it is created with),
-/// and the statement that creates or replaces it.
-#[derive(Debug)]
-pub struct View {
-    pub name: String,
-    pub version: String,
-    pub statement: String,
-}
+/// How the comment of a view that loaders before dbt's models kept in the dataset
+/// (trips, incidents, latest positions) starts. A reader must not meet a second,
+/// older definition of a trip beside dbt's, so such views are dropped.
+pub const FORMER_VIEW: &str = "iot-streaming load view";
 
-/// The analytical views of `views.sql`, each created with a comment that names its
-/// definition ([`view_version`]), so that a run replaces only a view whose
-/// definition changed: every replacement is a statement Snowflake compiles.
-pub fn views(schema: &str) -> Vec<View> {
-    let text: String = include_str!("views.sql")
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let quoted = SnowflakeSql::ident(schema);
-    text.split(';')
-        .map(str::trim)
-        .filter(|statement| !statement.is_empty())
-        .map(|statement| {
-            let name = statement
-                .split("{schema}.\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .expect("views.sql names each view {schema}.\"NAME\"")
-                .to_owned();
-            let body = statement.replace("{schema}", &quoted);
-            let version = view_version(&body);
-            let statement = body.replacen(
-                " AS\n",
-                &format!(" COMMENT = {} AS\n", literal(&version)),
-                1,
-            );
-            View {
-                name,
-                version,
-                statement,
-            }
-        })
-        .collect()
-}
-
-/// What a view's comment says of its definition: the program and a hash of the text.
-pub fn view_version(definition: &str) -> String {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let hash = definition.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("iot-streaming load view {hash:016x}")
+/// Drops a view of the dataset.
+pub fn drop_view(schema: &str, view: &str) -> String {
+    format!("DROP VIEW {}", table(schema, view))
 }
 
 /// The privilege a statement of `load` needs on the dataset's schema or database,
@@ -206,7 +163,7 @@ pub fn view_version(definition: &str) -> String {
 pub fn needed_privilege(statement: &str, database: &str, schema: &str) -> Option<String> {
     let words: Vec<String> = statement
         .split_whitespace()
-        .take(4)
+        .take(2)
         .map(str::to_uppercase)
         .collect();
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -224,9 +181,6 @@ pub fn needed_privilege(statement: &str, database: &str, schema: &str) -> Option
         )),
         ["CREATE", "TABLE", ..] => Some(on_schema("CREATE TABLE")),
         ["CREATE", "STAGE", ..] => Some(on_schema("CREATE STAGE")),
-        ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE", "VIEW"] => {
-            Some(on_schema("CREATE VIEW"))
-        }
         _ => None,
     }
 }
@@ -325,33 +279,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_three_views_are_statements_of_their_own_with_their_version() {
-        let views = views("iot_stream");
-        let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(names, ["LATEST_POSITIONS", "TRIPS", "INCIDENTS"]);
-        for view in &views {
-            let statement = &view.statement;
-            assert!(
-                statement.starts_with(&format!(
-                    "CREATE OR REPLACE VIEW \"IOT_STREAM\".\"{}\" COMMENT = 'iot-streaming load view ",
-                    view.name
-                )),
-                "{statement}"
-            );
-            assert!(
-                !statement.contains('{') && !statement.contains("--"),
-                "{statement}"
-            );
-        }
-        let other = super::views("other");
-        assert_ne!(
-            views[0].statement, other[0].statement,
-            "the version follows the text"
-        );
-        assert_ne!(view_version("a"), view_version("b"));
-    }
-
-    #[test]
     fn a_refused_creation_names_the_privilege_it_needs() {
         let needed = |statement: &str| needed_privilege(statement, "iot", "iot_stream");
         assert_eq!(
@@ -361,10 +288,6 @@ mod tests {
         assert_eq!(
             needed(&create_commit_turn("iot_stream")[0]).as_deref(),
             Some("CREATE TABLE ON SCHEMA \"IOT\".\"IOT_STREAM\"")
-        );
-        assert_eq!(
-            needed(&views("iot_stream")[0].statement).as_deref(),
-            Some("CREATE VIEW ON SCHEMA \"IOT\".\"IOT_STREAM\"")
         );
         assert_eq!(needed(&take_turn("iot_stream", "l")), None);
     }
