@@ -6,11 +6,14 @@ person to look at."""
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -244,3 +247,66 @@ DISTINCT_OFFSETS = (
     )
     + ' UNION ALL SELECT topic, "partition", "offset" FROM iot_stream._dead_letters))'
 )
+
+
+class Tiles(http.server.SimpleHTTPRequestHandler):
+    """A tile server of one's own, as DASHBOARD_MAP_STYLE names it: a MapLibre
+    style whose only layer paints the land magenta, served to any page."""
+
+    STYLE = {
+        "version": 8,
+        "sources": {},
+        "layers": [{"id": "land", "type": "background", "paint": {"background-color": "#ff00ff"}}],
+    }
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        body = json.dumps(self.STYLE).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def magenta_share(png: Path) -> float:
+    """The share of a screenshot's pixels that are the style's magenta."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        rgb = image.convert("RGB")
+        colors = rgb.getcolors(rgb.width * rgb.height)
+    magenta = sum(n for n, (r, g, b) in colors if r > 240 and g < 20 and b > 240)
+    return magenta / sum(n for n, _ in colors)
+
+
+def test_the_map_lies_on_the_base_map_the_browser_can_reach(browser, fleet_file, tmp_path):
+    """With a style the browser can fetch, the tracks lie on its base map; with one
+    it cannot (the default CARTO one, offline here), on the plain canvas: the
+    tracks are drawn either way."""
+    tiles = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=tiles.serve_forever, daemon=True).start()
+    style = f"http://127.0.0.1:{tiles.server_address[1]}/style.json"
+    devices = [
+        d
+        for (d,) in truth(fleet_file, "SELECT DISTINCT device_id::VARCHAR FROM iot_stream.gps_data")
+    ]
+    try:
+        for name, env, base in [
+            ("base-map", {"DASHBOARD_MAP_STYLE": style}, True),
+            ("no-base-map", {}, False),
+        ]:
+            with serve(DUCKDB_FILE=str(fleet_file), DASHBOARD_REFRESH="60", **env) as url:
+                open_page(
+                    browser, url, "Fleet map", lambda t: all(d in t for d in devices), shot=name
+                )
+                time.sleep(3)  # the style and the layers drawn
+                path = tmp_path / f"{name}.png"
+                browser.save_screenshot(str(path))
+                share = magenta_share(path)
+                assert (share > 0.05) == base, f"{name}: {share:.3f} of {path} is magenta"
+    finally:
+        tiles.shutdown()
