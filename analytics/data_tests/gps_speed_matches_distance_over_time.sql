@@ -1,6 +1,7 @@
 -- Physics: each GPS fix's speed is the distance from the fix before over the time
 -- since it, within 2% or 1 km/h (coordinates carry 6 decimals). Returns the fixes
--- that disagree.
+-- that disagree. In a routine build, of the trips just rebuilt (see tests.sql).
+-- depends_on: {{ ref('stg_gps_fixes') }}
 with fixes as (
     select
         event_id,
@@ -12,7 +13,7 @@ with fixes as (
         lag(lat) over (partition by trip_id order by event_at) as previous_lat,
         lag(lon) over (partition by trip_id order by event_at) as previous_lon,
         lag(event_at) over (partition by trip_id order by event_at) as previous_at
-    from {{ ref('stg_gps_fixes') }}
+    from ({{ staged_events('gps_data', where=recently_stored_trips('gps_data')) }}) as gps
 ),
 
 steps as (

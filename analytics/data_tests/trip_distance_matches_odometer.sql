@@ -1,5 +1,7 @@
 -- Physics: the length of a trip's GPS track agrees with its odometer within 1%.
--- Returns the trips that disagree (dbt fails the test if there are any).
+-- Returns the trips that disagree (dbt fails the test if there are any). In a
+-- routine build, of the trips just rebuilt (see tests.sql).
+-- depends_on: {{ ref('stg_gps_fixes') }}
 with fixes as (
     select
         trip_id,
@@ -7,7 +9,7 @@ with fixes as (
         lon,
         lag(lat) over (partition by trip_id order by event_at) as previous_lat,
         lag(lon) over (partition by trip_id order by event_at) as previous_lon
-    from {{ ref('stg_gps_fixes') }}
+    from ({{ staged_events('gps_data', where=recently_stored_trips('gps_data')) }}) as gps
 ),
 
 tracks as (

@@ -5,6 +5,8 @@ under the same ids are counted once, and days are UTC days on any machine."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -139,6 +141,32 @@ def test_days_are_utc_days_whatever_the_machine_s_time_zone(tmp_path):
         "GROUP BY 1 ORDER BY 1",
     )
     assert days == [("2025-01-01", 2), ("2025-01-02", 2)], days
+
+
+def test_a_file_held_by_another_program_is_waited_for(tmp_path):
+    """dbt started while a load (or the dashboard, or DBeaver) holds the file waits
+    for it, as load does, rather than failing."""
+    topics = topics_of_our_own()
+    path = tmp_path / "fleet.duckdb"
+    fleet(topics, path, 16, vehicles=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), "12"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        built = dbt(tmp_path, "build", env=duckdb_env(path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "Completed successfully" in built.stdout
+    assert count(path, "iot_stream_analytics.trips") == 1
+
+
+# Holds the DuckDB file argv[1] for writing for argv[2] seconds, as a load does.
+HOLD = (
+    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+    "time.sleep(float(sys.argv[2]))"
+)
 
 
 def test_events_sent_again_under_the_same_ids_are_counted_once(tmp_path):

@@ -137,7 +137,8 @@ class DuckDbSource:
                     raise Unavailable(f"{self.path} cannot be opened: {e}") from e
                 if time.monotonic() > deadline:
                     raise Busy(
-                        f"{self.path} is held by the loader (or another program) right now"
+                        f"{self.path} is held by another program right now (the loader, a dbt "
+                        "build or DBeaver)"
                     ) from e
                 time.sleep(0.1)
         try:
