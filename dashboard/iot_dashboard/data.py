@@ -381,16 +381,11 @@ def overview(source: Source) -> pd.DataFrame:
     """One row: what the models hold (every event counted once)."""
     return source.query(
         """
-        WITH fixes AS (
-            SELECT count(DISTINCT device_id) AS vehicles, count(*) AS gps_fixes,
-                   max(event_at) AS latest_fix
-            FROM {a}.stg_gps_fixes
-        )
         SELECT f.vehicles,
                (SELECT count(*) FROM {a}.trips) AS trips,
                (SELECT count(*) FROM {a}.incidents WHERE status = 'active') AS active_incidents,
                f.gps_fixes, f.latest_fix
-        FROM fixes f
+        FROM {a}.fleet_summary f
         """
     )
 
@@ -408,18 +403,19 @@ def latest_positions(source: Source) -> pd.DataFrame:
 
 def tracks(source: Source, points: int = TRACK_POINTS) -> pd.DataFrame:
     """Every vehicle's track, thinned to about `points` fixes in all: one in k of
-    each vehicle's fixes, k chosen from the number of fixes, picked by a hash of
-    the message's place in Kafka. No sorting of the whole table, and evenly spread
-    over every vehicle whatever order their messages came in."""
-    fixes = int(source.query("SELECT count(*) AS fixes FROM {a}.stg_gps_fixes")["fixes"].iloc[0])
+    the fixes, k chosen from the number of fixes, picked by a hash of the event's
+    id. No sorting of the whole table, evenly spread over every vehicle whatever
+    order their messages came in, and the copies of an event sent again are picked
+    together: the same point, drawn once."""
+    fixes = int(source.query("SELECT gps_fixes FROM {a}.fleet_summary")["gps_fixes"].iloc[0])
     k = max(1, math.ceil(fixes / points))
     # k as a literal, not a value the query computes: only then does DuckDB filter
-    # while it scans.
+    # while it scans, reading the other columns of the chosen rows alone.
     return source.query(
         f"""
-        SELECT device_id, event_at AS "timestamp", lat, lon, speed_kmh
-        FROM {{a}}.stg_gps_fixes
-        WHERE mod(hash(kafka_partition, kafka_offset), {k}) = 0
+        SELECT DISTINCT device_id, "TIMESTAMP" AS "timestamp", lat, lon, speed_kmh
+        FROM {{s}}.gps_data
+        WHERE mod(hash(id), {k}) = 0
         ORDER BY device_id, 2
         """
     )
