@@ -49,8 +49,10 @@ PYTHON
 fi
 DUCKDB_FILE=$(realpath -m "${DUCKDB_FILE:-iot_service.duckdb}")
 export DUCKDB_FILE DBT_PROJECT_DIR=$repo/analytics DBT_PROFILES_DIR=$repo/analytics
-# dbt's own usage statistics stay off.
+# dbt's own usage statistics stay off, and its colours are for a terminal only
+# (not a cron log or a program reading its output).
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false
+[[ -t 1 ]] || export DBT_USE_COLORS=${DBT_USE_COLORS:-false}
 output=$(mktemp)
 trap 'rm -f "$output"' EXIT
 status=0

@@ -158,6 +158,27 @@ def test_weather_is_averaged_over_time(monkeypatch, fleet_file):
     assert said_none == (not shown["precipitation_mm_h"].gt(0).any())
 
 
+def test_times_are_utc_on_a_machine_in_another_time_zone(fleet_file):
+    """The pages show UTC times, as dbt's models count days and hours in UTC, also
+    on a machine whose clock is set to India's (DuckDB takes the zone from TZ)."""
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
+        "from iot_dashboard import data; source = data.DuckDbSource(Path(sys.argv[1])); "
+        "print(data.weather(source)['period'].dt.tz, "
+        "data.trips(source)['started_at'].dt.tz)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(fleet_file), str(APP.parent)],
+        env={**os.environ, "TZ": "Asia/Kolkata"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["UTC", "UTC"], done.stdout
+
+
 def test_pipeline_health_shows_the_runs_and_offsets(monkeypatch, fleet_file, fleet_topics):
     kafka = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap(), **topic_variables(fleet_topics)}
     app = page("Pipeline health", monkeypatch, fleet_file, **kafka)
