@@ -560,9 +560,10 @@ print(json.dumps([[text(v) for v in row] for row in rows]))
     /// transformer and reporter roles with exactly the script's grants, which the
     /// emulator then enforces. Returns the script's names for it ("loader_role", …).
     pub fn provision(&self, dataset: &str) -> std::collections::HashMap<String, String> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/provision.py");
+        let script = repo().join("tests/python/provision.py");
         let output = Command::new(&self.python)
-            .args([script, &self.url, dataset])
+            .arg(script)
+            .args([&self.url, dataset])
             .output()
             .expect("the emulator's Python runs");
         assert!(

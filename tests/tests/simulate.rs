@@ -557,7 +557,12 @@ fn help_documents_every_variable_of_the_example_env() {
         String::from_utf8_lossy(&load.stdout)
     );
     let example = std::fs::read_to_string(iot_tests::repo().join(".env.example")).unwrap();
-    let variables: Vec<&str> = example
+    // The programs' part of the file: the scripts' variables follow it.
+    let programs = example
+        .split("# --- dbt, the dashboard and the flow")
+        .next()
+        .unwrap_or_default();
+    let variables: Vec<&str> = programs
         .lines()
         .map(|l| l.trim_start_matches('#'))
         .filter_map(|l| l.split_once('=').map(|(name, _)| name))
