@@ -154,8 +154,14 @@ def source_freshness(outcome: dict) -> str:
     for result in results:
         name = result["unique_id"].removeprefix("source.iot_streaming.")
         age = result.get("max_loaded_at_time_ago_in_s")
+        # dbt reads an empty table's newest row as stored in the year 1.
+        empty = str(result.get("max_loaded_at", "")).startswith("0001-")
         said = f"freshness {name}: {result['status']}" + (
-            f", newest row stored {age / 60:.0f} min ago" if age is not None else ""
+            ", no row stored yet"
+            if empty
+            else f", newest row stored {age / 60:.0f} min ago"
+            if age is not None
+            else ""
         )
         (logger.warning if result["status"] != "pass" else logger.info)(said)
     stale = [r for r in results if r["status"] != "pass"]
