@@ -246,7 +246,7 @@ pub struct KafkaArgs {
 
     /// How long to wait for the broker to answer before giving up (e.g. 10s, 1m).
     #[arg(long, env = "KAFKA_TIMEOUT", value_name = "DURATION", default_value = "10s",
-          value_parser = iot_cli::parse_duration)]
+          value_parser = iot_runtime::parse_duration)]
     pub kafka_timeout: Duration,
 }
 

@@ -18,13 +18,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use iot_cli::Shutdown;
 use iot_kafka::KafkaSettings;
 use iot_load::batch::{Batch, BatchPolicy};
+use iot_load::destination::Destination;
 use iot_load::destination::duckdb::{DuckDb, DuckDbOptions};
-use iot_load::destination::{Destination, LoadRecord, StoredOffsets};
 use iot_load::{DestinationOptions, Options};
+use iot_load::{LoadRecord, StoredOffsets};
 use iot_model::{EventKind, Timestamp, Topics};
+use iot_runtime::Shutdown;
 use iot_simulate::fleet::VehicleSpec;
 use iot_simulate::geo::GeoPoint;
 use iot_simulate::sink::{KafkaSink, Sink};
@@ -130,11 +131,11 @@ fn decode_and_append(n: usize) {
     let started = Instant::now();
     let mut batches = vec![Batch::default()];
     for (offset, (kind, key, payload)) in input.iter().enumerate() {
-        let meta = iot_load::batch::KafkaMeta {
+        let meta = iot_load::rows::KafkaMeta {
             partition: 0,
             offset: offset as i64,
             timestamp: None,
-            key: Some(iot_load::batch::Key::Text(key.clone())),
+            key: Some(iot_load::rows::Key::Text(key.clone())),
         };
         let batch = batches.last_mut().expect("one batch at least");
         batch.add(&topics, topics.name(*kind), meta, Some(payload));
@@ -433,7 +434,7 @@ fn bench_topics() -> Topics {
 
 fn load_child(bootstrap: &str, file: &std::path::Path) {
     // Its log (RUST_LOG, as load's) goes to the parent, which shows it only on failure.
-    iot_cli::init_logging();
+    iot_runtime::init_logging();
     let options = Options {
         destination: DestinationOptions::DuckDb(DuckDbOptions {
             path: file.to_path_buf(),

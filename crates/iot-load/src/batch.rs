@@ -6,80 +6,11 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use iot_model::{Event, EventKind, Timestamp, Topics};
+use iot_model::{EventKind, Topics};
 
-use crate::destination::Refused;
-
-/// Where a message came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KafkaMeta {
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp: Option<Timestamp>,
-    pub key: Option<Key>,
-}
-
-/// A message key, byte for byte: text where it is UTF-8 (as the simulator's device
-/// ids are), else the bytes. Told apart once, when the message is read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Key {
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-impl Key {
-    pub fn new(bytes: &[u8]) -> Self {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Key::Text(text.to_owned()),
-            Err(_) => Key::Bytes(bytes.to_vec()),
-        }
-    }
-}
-
-impl KafkaMeta {
-    /// The key as text, where it is UTF-8.
-    pub fn key_text(&self) -> Option<&str> {
-        match &self.key {
-            Some(Key::Text(text)) => Some(text),
-            _ => None,
-        }
-    }
-
-    /// The key's bytes, where it is not UTF-8 and so has no text.
-    pub fn key_bytes(&self) -> Option<&[u8]> {
-        match &self.key {
-            Some(Key::Bytes(bytes)) => Some(bytes),
-            _ => None,
-        }
-    }
-}
-
-/// A valid event, ready to be written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub kafka: KafkaMeta,
-    pub event: Event,
-    /// Fields the model does not know, as a JSON object.
-    pub extra: Option<String>,
-}
-
-/// A message that could not be loaded, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter {
-    pub topic: String,
-    pub kafka: KafkaMeta,
-    pub payload: Vec<u8>,
-    pub error: String,
-}
-
-/// The offsets of one partition a batch covers: `first` to `next - 1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OffsetRange {
-    pub first: i64,
-    pub next: i64,
-}
-
-pub type PartitionKey = (String, i32);
+use crate::partitions::{OffsetRange, PartitionKey};
+use crate::refused::Refused;
+use crate::rows::{DeadLetter, KafkaMeta, Row};
 
 /// How far a kind's list of rows grows past what it needs, and how much room it
 /// keeps from one batch to the next. A batch is reused (the one read and the one
@@ -338,6 +269,7 @@ impl BatchPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::Key;
 
     const GPS: &str = r#"{"schema_version":1,"id":"6f1c2f9e-6a59-4f0e-9a43-2f1d1f0c9b11","device_id":"0d7c6b8a-1f2e-4d3c-8b7a-6f5e4d3c2b1a","trip_id":"1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d","timestamp":"2026-11-26T09:30:00.250Z","lat":52.39,"lon":13.06,"speed_kmh":48.2,"heading_deg":181.5,"accuracy_m":3.0}"#;
 

@@ -5,16 +5,39 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iot_cli::{Shutdown, Ticker};
 use iot_model::{Timestamp, Topics};
+use iot_runtime::{Shutdown, Ticker};
 
 use crate::batch::Batch;
-use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets};
+use crate::destination::Destination;
+use crate::destination::duckdb::DuckDb;
+use crate::destination::snowflake::Snowflake;
+use crate::error::DestinationError;
+use crate::load_record::LoadRecord;
+use crate::options::{DestinationOptions, Options};
+use crate::outcome::{LoadError, Summary};
+use crate::partitions::StoredOffsets;
 use crate::source::{self, KafkaSource, SourceError, lock};
 use crate::writer::{Job, Writer, Written};
-use crate::{LoadError, Options, Summary};
 
-pub(crate) fn run_with<D: Destination + Send + 'static>(
+/// Loads until caught up (or, with `follow`, until `shutdown`), then records the
+/// load and reports. Blocks the calling thread throughout: `load` is a batch
+/// program whose every step (librdkafka's poll, DuckDB, a Snowflake request)
+/// waits; an async caller runs it with `spawn_blocking`.
+pub fn run(options: Options, shutdown: &Shutdown) -> Result<Summary, LoadError> {
+    match options.destination.clone() {
+        DestinationOptions::DuckDb(duck) => {
+            let destination = DuckDb::new(duck, options.topics.clone());
+            run_with(destination, &options, shutdown)
+        }
+        DestinationOptions::Snowflake(snowflake) => {
+            let destination = Snowflake::new(*snowflake, options.topics.clone());
+            run_with(destination, &options, shutdown)
+        }
+    }
+}
+
+fn run_with<D: Destination + Send + 'static>(
     mut destination: D,
     options: &Options,
     shutdown: &Shutdown,
@@ -218,7 +241,7 @@ impl<D: Destination> Loader<D> {
     /// error, and what was committed before it (the batch in flight included).
     fn fail(&mut self, error: LoadError) -> LoadError {
         if let Err(e) = self.settle(&mut Batch::default()) {
-            tracing::warn!(error = %iot_cli::error_chain(&e), "the batch in flight failed too");
+            tracing::warn!(error = %iot_runtime::error_chain(&e), "the batch in flight failed too");
         }
         record_failure(&mut *lock(&self.destination), &mut self.load, &error);
         error
@@ -323,10 +346,10 @@ fn record_failure(destination: &mut impl Destination, load: &mut LoadRecord, err
         return;
     }
     load.status = "failed";
-    load.error = Some(iot_cli::error_chain(error));
+    load.error = Some(iot_runtime::error_chain(error));
     load.finished_at = Some(Timestamp::now());
     if let Err(e) = destination.record(load) {
-        tracing::warn!(error = %iot_cli::error_chain(&e), "could not record the failed load in _loads");
+        tracing::warn!(error = %iot_runtime::error_chain(&e), "could not record the failed load in _loads");
     }
 }
 
@@ -346,7 +369,7 @@ fn describe(batch: &Batch) -> String {
 fn report_progress(ticker: &mut Ticker, load: &LoadRecord, batch: &Batch) {
     if let Some(elapsed) = ticker.due() {
         let rows = load.total_rows();
-        iot_cli::say!(
+        iot_runtime::say!(
             "{rows} rows committed ({:.0}/s), {} in the open batch, {} dead letters",
             rows as f64 / elapsed.as_secs_f64(),
             batch.len(),
@@ -358,8 +381,8 @@ fn report_progress(ticker: &mut Ticker, load: &LoadRecord, batch: &Batch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::KafkaMeta;
     use crate::destination::duckdb::{DuckDb, DuckDbOptions};
+    use crate::rows::KafkaMeta;
 
     fn loads_row(path: &std::path::Path) -> (String, i64, Option<String>) {
         let conn = duckdb::Connection::open(path).unwrap();

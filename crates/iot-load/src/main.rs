@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
-use iot_cli::parse_duration;
 use iot_kafka::{KafkaArgs, TopicArgs, or_env};
+use iot_load::StartFrom;
 use iot_load::batch::BatchPolicy;
 use iot_load::destination::duckdb::{DEFAULT_STORAGE_VERSION, DuckDbOptions};
 use iot_load::destination::snowflake::{SnowflakeAuth, SnowflakeOptions, env};
-use iot_load::source::StartFrom;
 use iot_load::{DestinationOptions, Options, exit};
 use iot_model::Timestamp;
+use iot_runtime::parse_duration;
 
 const AFTER_HELP: &str = "\
 Environment:
@@ -199,15 +199,15 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
 }
 
 fn main() -> ExitCode {
-    if let Err(e) = iot_cli::load_dotenv() {
-        iot_cli::say!("error: {e}");
+    if let Err(e) = iot_runtime::load_dotenv() {
+        iot_runtime::say!("error: {e}");
         return ExitCode::from(exit::USAGE);
     }
     let cli = Cli::parse();
     if let Err(e) = cli.topics.check_distinct() {
         Cli::command().error(ErrorKind::ArgumentConflict, e).exit();
     }
-    iot_cli::init_logging();
+    iot_runtime::init_logging();
     if cli.show_trips {
         return show_trips(&cli);
     }
@@ -218,7 +218,7 @@ fn main() -> ExitCode {
     };
     // The loader blocks from start to end (see ARCHITECTURE.md); the runtime only
     // watches for Ctrl-C and SIGTERM meanwhile.
-    let outcome = iot_cli::run_until_done(|shutdown| async move {
+    let outcome = iot_runtime::run_until_done(|shutdown| async move {
         tokio::task::spawn_blocking(move || iot_load::run(options, &shutdown)).await
     });
     let outcome = match outcome {
@@ -231,20 +231,20 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(summary) => {
-            iot_cli::say!("{summary}");
+            iot_runtime::say!("{summary}");
             match json {
                 Some(json) => json.print(exit::OK, Some(&summary), None),
                 None => ExitCode::from(exit::OK),
             }
         }
-        Err(e) => fail(json, e.exit_code(), iot_cli::error_chain(&e)),
+        Err(e) => fail(json, e.exit_code(), iot_runtime::error_chain(&e)),
     }
 }
 
 /// `--show-trips`: the trips dbt built in the DuckDB file, one line each.
 fn show_trips(cli: &Cli) -> ExitCode {
     if matches!(cli.dest, Dest::Snowflake) {
-        iot_cli::say!(
+        iot_runtime::say!(
             "error: --show-trips reads the DuckDB file; query the trips in Snowflake instead"
         );
         return ExitCode::from(exit::USAGE);
@@ -259,14 +259,14 @@ fn show_trips(cli: &Cli) -> ExitCode {
             // A reader that stopped early (`| head`) is no error.
             match writeln!(std::io::stdout(), "{report}") {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    iot_cli::say!("error: cannot print the trips: {e}");
+                    iot_runtime::say!("error: cannot print the trips: {e}");
                     ExitCode::from(exit::FAILURE)
                 }
                 _ => ExitCode::from(exit::OK),
             }
         }
         Err(e) => {
-            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
+            iot_runtime::say!("error: {}", iot_runtime::error_chain(&e));
             ExitCode::from(exit::DESTINATION)
         }
     }
@@ -274,7 +274,7 @@ fn show_trips(cli: &Cli) -> ExitCode {
 
 /// Says why the run failed, also as JSON where asked, and exits with `status`.
 fn fail(json: Option<Outcome>, status: u8, error: String) -> ExitCode {
-    iot_cli::say!("error: {error}");
+    iot_runtime::say!("error: {error}");
     match json {
         Some(json) => json.print(status, None, Some(&error)),
         None => ExitCode::from(status),
@@ -352,7 +352,7 @@ impl Outcome {
         use std::io::Write as _;
         match writeln!(std::io::stdout(), "{}", serde_json::Value::Object(self.0)) {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                iot_cli::say!("error: cannot print the outcome: {e}");
+                iot_runtime::say!("error: cannot print the outcome: {e}");
                 ExitCode::from(exit::FAILURE)
             }
             _ => ExitCode::from(status),
@@ -383,7 +383,9 @@ fn options(cli: Cli) -> Result<Options, String> {
         follow: cli.follow,
         start_from: cli.start_from.map_or(StartFrom::Earliest, StartFrom::Time),
         reset_offsets: cli.reset_offsets,
-        progress: cli.progress.unwrap_or_else(iot_cli::progress_by_default),
+        progress: cli
+            .progress
+            .unwrap_or_else(iot_runtime::progress_by_default),
     })
 }
 

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use crate::destination::DestinationError;
 use crate::destination::ddl::Dialect;
 use crate::destination::duckdb::connection;
 use crate::destination::duckdb::schema::DuckDbSql;
+use crate::error::DestinationError;
 
 /// One line per trip of the model in the file's `schema` (dbt's, for the
 /// dataset: `<dataset>_analytics`), oldest first.

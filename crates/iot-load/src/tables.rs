@@ -14,8 +14,9 @@ use std::borrow::Cow;
 use iot_model::{Event, EventKind, Timestamp};
 use uuid::Uuid;
 
-use crate::batch::{DeadLetter, OffsetRange, PartitionKey, Row};
-use crate::destination::LoadRecord;
+use crate::load_record::LoadRecord;
+use crate::partitions::{OffsetRange, PartitionKey};
+use crate::rows::{DeadLetter, Row};
 
 /// A column type, named by what it holds rather than by any one database's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,7 +312,7 @@ pub(crate) mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::batch::KafkaMeta;
+    use crate::rows::KafkaMeta;
 
     /// At least one event of every kind, from the simulator.
     pub(crate) fn one_of_each() -> Vec<Event> {
@@ -350,7 +351,7 @@ pub(crate) mod tests {
                 partition: 3,
                 offset: 17,
                 timestamp: None,
-                key: Some(crate::batch::Key::new(b"k")),
+                key: Some(crate::rows::Key::new(b"k")),
             },
             event,
             extra: None,
@@ -439,7 +440,7 @@ pub(crate) mod tests {
         let mut row = row(one_of_each().remove(0));
         assert_eq!(value(&row, "_kafka_key"), Cell::Text(Some("k")));
         assert_eq!(value(&row, "_kafka_key_bytes"), Cell::Bytes(None));
-        row.kafka.key = Some(crate::batch::Key::new(b"\x00\xff"));
+        row.kafka.key = Some(crate::rows::Key::new(b"\x00\xff"));
         assert_eq!(value(&row, "_kafka_key"), Cell::Text(None));
         assert_eq!(
             value(&row, "_kafka_key_bytes"),

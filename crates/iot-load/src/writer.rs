@@ -19,7 +19,10 @@ use std::time::Duration;
 use iot_model::Topics;
 
 use crate::batch::Batch;
-use crate::destination::{Destination, DestinationError, LoadRecord, StoredOffsets, refused_rows};
+use crate::destination::{Destination, refused_rows};
+use crate::error::DestinationError;
+use crate::load_record::LoadRecord;
+use crate::partitions::StoredOffsets;
 use crate::source::lock;
 
 /// How much lower than the writer's the reading threads' priority is (a nice value).
@@ -266,8 +269,8 @@ fn write_batches<D: Destination>(shared: &Shared, destination: &Mutex<D>, topics
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::KafkaMeta;
     use crate::destination::duckdb::{DuckDb, DuckDbOptions};
+    use crate::rows::KafkaMeta;
     use iot_model::{Timestamp, Topics};
     use std::collections::BTreeMap;
 

@@ -5,14 +5,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use iot_cli::Shutdown;
 use iot_kafka::KafkaSettings;
+use iot_load::DestinationError;
+use iot_load::StartFrom;
 use iot_load::batch::{Batch, BatchPolicy};
-use iot_load::destination::DestinationError;
 use iot_load::destination::duckdb::DuckDbOptions;
-use iot_load::source::{KafkaSource, StartFrom};
+use iot_load::source::KafkaSource;
 use iot_load::{DestinationOptions, LoadError, Options, Summary};
 use iot_model::{Timestamp, Topics};
+use iot_runtime::Shutdown;
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
@@ -216,7 +217,7 @@ fn a_fetch_out_of_range_stops_the_run_and_never_doubles_or_skips() {
     let error = mock
         .load(mock.options())
         .expect_err("a partition whose offset is gone stops the run");
-    let text = iot_cli::error_chain(&error);
+    let text = iot_runtime::error_chain(&error);
     assert!(text.contains("no longer on the broker"), "{text}");
     assert_eq!(mock.loaded(), (2000, 2000, 2000), "{text}");
 
@@ -248,7 +249,7 @@ fn start_from_fails_loudly_when_list_offsets_keeps_failing() {
     let error = mock
         .load(options)
         .expect_err("a run whose offset lookups all fail cannot succeed");
-    let text = iot_cli::error_chain(&error);
+    let text = iot_runtime::error_chain(&error);
     assert!(text.contains("from Kafka failed"), "{text}");
     assert_eq!(error.exit_code(), iot_load::exit::FAILURE, "{text}");
     assert_eq!(mock.loaded(), (0, 0, 0), "{text}");
@@ -288,7 +289,7 @@ fn a_destination_failing_while_partitions_are_placed_ends_the_run_before_any_rea
     // The loader looks at the changes after every poll, so the run ends here, before
     // a message of a partition it could not place reaches a batch.
     assert!(batch.is_empty(), "{} messages read", batch.len());
-    let text = iot_cli::error_chain(&error);
+    let text = iot_runtime::error_chain(&error);
     assert!(
         text.contains("in use by another program (PID 4242)"),
         "{text}"

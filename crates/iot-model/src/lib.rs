@@ -5,21 +5,19 @@
 //! decodes and validates them. Nothing here talks to Kafka or a database, so both
 //! programs agree on the format by construction.
 
+mod decode;
 mod encode;
 mod event;
-mod flat;
 mod timestamp;
 mod topic;
-mod unknown;
-mod wire;
 
+pub use decode::{DecodeError, Decoded, decode};
 pub use event::{
     EmergencyEvent, Event, FuelType, GpsReading, IncidentStatus, IncidentType, RouteSource,
     TrafficCameraEvent, VehicleReading, WeatherCondition, WeatherReading,
 };
 pub use timestamp::Timestamp;
 pub use topic::{EventKind, Topics};
-pub use wire::{DecodeError, Decoded, decode};
 
 /// Version of the wire format written into every event as `schema_version`.
 ///

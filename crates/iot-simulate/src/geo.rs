@@ -104,6 +104,20 @@ impl LocalFrame {
     }
 }
 
+/// Rounds to `1 / per_unit`: `round_to(x, 100.0)` keeps two decimals. Keeps the JSON
+/// short; the precision kept is far below what a real sensor reports.
+pub fn round_to(x: f64, per_unit: f64) -> f64 {
+    (x * per_unit).round() / per_unit
+}
+
+/// Positions to 1e-6 degrees, about 10 cm.
+pub fn rounded(p: GeoPoint) -> GeoPoint {
+    GeoPoint {
+        lat: round_to(p.lat, 1e6),
+        lon: round_to(p.lon, 1e6),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use iot_model::{EmergencyEvent, Event, IncidentStatus, IncidentType, SCHEMA_VERSION, Timestamp};
 use rand::Rng;
+use uuid::Uuid;
 
 use crate::geo::GeoPoint;
 use crate::seed::uuid;
-use crate::vehicle::Vehicle;
 
 /// A vehicle's incidents waiting to be resolved.
 #[derive(Debug, Default)]
@@ -30,9 +30,20 @@ pub struct IncidentRate {
     pub tick: Duration,
 }
 
-/// Perhaps starts an incident at `position`, and resolves those that are due.
+/// The vehicle incidents happen to.
+#[derive(Debug, Clone, Copy)]
+pub struct Involved {
+    pub device_id: Uuid,
+    pub trip_id: Uuid,
+    /// At its destination: its open incidents are resolved now.
+    pub arrived: bool,
+}
+
+/// Perhaps starts an incident at `position`, and resolves those of `open` that are
+/// due.
 pub fn report(
-    vehicle: &mut Vehicle,
+    open: &mut OpenIncidents,
+    vehicle: Involved,
     position: GeoPoint,
     now: Timestamp,
     rate: IncidentRate,
@@ -58,7 +69,7 @@ pub fn report(
         };
         // Resolved after 5 to 40 minutes, on a tick.
         let lasts_ms = rng.random_range(5 * 60_000..40 * 60_000) / tick_ms * tick_ms;
-        vehicle.incidents.0.push(Resolution {
+        open.0.push(Resolution {
             at: now.plus(Duration::from_millis(lasts_ms as u64)),
             event: EmergencyEvent {
                 status: IncidentStatus::Resolved,
@@ -68,7 +79,7 @@ pub fn report(
         out.push(Event::Emergency(active));
     }
 
-    let open = &mut vehicle.incidents.0;
+    let open = &mut open.0;
     open.sort_by_key(|r| r.at);
     let due = if vehicle.arrived {
         open.len()

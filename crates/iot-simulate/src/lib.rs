@@ -23,9 +23,9 @@ pub mod weather;
 
 use std::time::{Duration, Instant};
 
-use iot_cli::{Shutdown, Ticker};
 use iot_kafka::{KafkaError, KafkaSettings};
 use iot_model::{Event, EventKind, Topics};
+use iot_runtime::{Shutdown, Ticker};
 
 use crate::fleet::{FleetFileError, TripPlan};
 use crate::gazetteer::Gazetteer;
@@ -125,7 +125,7 @@ impl Default for Options {
             topics: Topics::default(),
             partitions: 3,
             replication_factor: 1,
-            progress: iot_cli::progress_by_default(),
+            progress: iot_runtime::progress_by_default(),
         }
     }
 }
@@ -298,7 +298,7 @@ fn report_progress(
     in_flight: usize,
 ) {
     if let Some(elapsed) = ticker.due() {
-        iot_cli::say!(
+        iot_runtime::say!(
             "simulated {}  {}/{} vehicles on the road  {} events ({:.0}/s, {} awaiting delivery)",
             simulation.now(),
             simulation.on_the_road(),

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
-use iot_cli::parse_duration;
 use iot_kafka::KafkaArgs;
 use iot_model::Timestamp;
+use iot_runtime::parse_duration;
 use iot_simulate::fleet::{TripPlan, read_fleet_file};
 use iot_simulate::ors::OrsOptions;
 use iot_simulate::{Options, SimulationOptions, SinkKind, Speed, exit};
@@ -231,36 +231,37 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
 }
 
 fn main() -> ExitCode {
-    if let Err(e) = iot_cli::load_dotenv() {
-        iot_cli::say!("error: {e}");
+    if let Err(e) = iot_runtime::load_dotenv() {
+        iot_runtime::say!("error: {e}");
         return ExitCode::from(exit::USAGE);
     }
     let cli = Cli::parse();
     if let Err(e) = cli.topics.check_distinct() {
         Cli::command().error(ErrorKind::ArgumentConflict, e).exit();
     }
-    iot_cli::init_logging();
+    iot_runtime::init_logging();
     let options = match options(cli) {
         Ok(options) => options,
         Err(e) => {
-            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
+            iot_runtime::say!("error: {}", iot_runtime::error_chain(&e));
             return ExitCode::from(e.exit_code());
         }
     };
-    let outcome = match iot_cli::run_until_done(|shutdown| iot_simulate::run(options, shutdown)) {
+    let outcome = match iot_runtime::run_until_done(|shutdown| iot_simulate::run(options, shutdown))
+    {
         Ok(outcome) => outcome,
         Err(e) => {
-            iot_cli::say!("error: {e}");
+            iot_runtime::say!("error: {e}");
             return ExitCode::from(exit::FAILURE);
         }
     };
     match outcome {
         Ok(summary) => {
-            iot_cli::say!("{summary}");
+            iot_runtime::say!("{summary}");
             ExitCode::from(summary.exit_code())
         }
         Err(e) => {
-            iot_cli::say!("error: {}", iot_cli::error_chain(&e));
+            iot_runtime::say!("error: {}", iot_runtime::error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

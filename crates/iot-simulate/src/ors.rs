@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use iot_cli::{Retriable, RetryPolicy};
 use iot_model::RouteSource;
+use iot_runtime::{Retriable, RetryPolicy};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::Deserialize;

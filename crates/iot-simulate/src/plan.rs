@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use iot_cli::Retriable;
+use iot_runtime::Retriable;
 use rand::Rng;
 
 use crate::fleet::{TripPlan, VehicleSpec};

@@ -11,7 +11,7 @@ use iot_model::{
 };
 use rand::Rng;
 
-use crate::geo::GeoPoint;
+use crate::geo::round_to;
 use crate::seed::uuid;
 use crate::vehicle::{Motion, Vehicle};
 use crate::weather::WeatherField;
@@ -128,19 +128,5 @@ fn cameras(
             measured_speed_kmh: round_to(speed * 3.6 * rng.random_range(0.98..1.02), 10.0),
             speed_limit_kmh: camera.limit_kmh,
         }));
-    }
-}
-
-/// Rounds to `1 / per_unit`: `round_to(x, 100.0)` keeps two decimals. Keeps the JSON
-/// short; the precision kept is far below what a real sensor reports.
-pub fn round_to(x: f64, per_unit: f64) -> f64 {
-    (x * per_unit).round() / per_unit
-}
-
-/// Positions to 1e-6 degrees, about 10 cm.
-pub fn rounded(p: GeoPoint) -> GeoPoint {
-    GeoPoint {
-        lat: round_to(p.lat, 1e6),
-        lon: round_to(p.lon, 1e6),
     }
 }

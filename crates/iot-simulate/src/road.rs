@@ -8,7 +8,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::geo::GeoPoint;
-use crate::readings::rounded;
+use crate::geo::rounded;
 use crate::route::Route;
 
 /// Speed limits cameras enforce, km/h.

@@ -145,7 +145,20 @@ impl Simulation {
             }
             let motion = vehicle.drive(self.options.tick, &mut self.rng);
             readings::report(vehicle, &motion, &tick, &mut self.rng, out);
-            incidents::report(vehicle, motion.position, self.now, rate, &mut self.rng, out);
+            let involved = incidents::Involved {
+                device_id: vehicle.device_id,
+                trip_id: vehicle.trip_id,
+                arrived: vehicle.arrived,
+            };
+            incidents::report(
+                &mut vehicle.incidents,
+                involved,
+                motion.position,
+                self.now,
+                rate,
+                &mut self.rng,
+                out,
+            );
         }
         self.now = self.now.plus(self.options.tick);
         true

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::fleet::VehicleSpec;
 use crate::geo::GeoPoint;
+use crate::geo::{round_to, rounded};
 use crate::incidents::OpenIncidents;
-use crate::readings::{round_to, rounded};
 use crate::road::Road;
 use crate::seed;
 

@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use iot_cli::Shutdown;
 use iot_kafka::KafkaSettings;
 use iot_model::Topics;
+use iot_runtime::Shutdown;
 use iot_simulate::fleet::TripPlan;
 use iot_simulate::{Options, Speed, Summary};
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use iot_cli::Retriable;
 use iot_model::RouteSource;
+use iot_runtime::Retriable;
 use iot_simulate::geo::GeoPoint;
 use iot_simulate::ors::{Ends, OrsClient, OrsError, OrsOptions};
 use serde_json::json;

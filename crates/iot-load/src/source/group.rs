@@ -13,8 +13,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::offsets::{list, list_offsets, watermarks};
 use super::{PartitionState, SourceError, StartFrom};
-use crate::batch::PartitionKey;
-use crate::destination::{DestinationError, PartitionRange, StoredOffsets};
+use crate::error::DestinationError;
+use crate::partitions::PartitionKey;
+use crate::partitions::{PartitionRange, StoredOffsets};
 
 /// Reads the destination's stored next offsets. Called from inside the consumer's
 /// poll (the rebalance callback), on the loader's thread, while the loader waits.

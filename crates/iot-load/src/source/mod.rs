@@ -26,22 +26,14 @@ pub use error::SourceError;
 pub(crate) use group::lock;
 pub use group::{Changes, CommitWaiter, Group, PlaceError, Placed, REVOKE_WAIT, StoredReader};
 
-use crate::Options;
-use crate::batch::{Batch, KafkaMeta, Key, PartitionKey};
-use crate::destination::StoredOffsets;
+use crate::batch::Batch;
+use crate::options::{Options, StartFrom};
+use crate::partitions::{PartitionKey, StoredOffsets};
+use crate::rows::{KafkaMeta, Key};
 use closing::ClosingConsumer;
 use error::passing;
 use group::Placing;
 use offsets::list;
-
-/// Where to start partitions the destination has no offset for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StartFrom {
-    #[default]
-    Earliest,
-    /// The first message at or after this time.
-    Time(Timestamp),
-}
 
 #[derive(Debug, Clone)]
 pub(super) struct PartitionState {

@@ -7,7 +7,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::batch::PartitionKey;
+use crate::partitions::PartitionKey;
 
 /// The offsets ListOffsets finds in each of `keys` at `at`: the earliest, the end,
 /// or the first message at or after a time (a partition with none that new has no

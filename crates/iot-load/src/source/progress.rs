@@ -9,8 +9,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaSource;
 use super::offsets::list_offsets;
-use crate::batch::PartitionKey;
-use crate::destination::StoredOffsets;
+use crate::partitions::PartitionKey;
+use crate::partitions::StoredOffsets;
 
 impl KafkaSource {
     /// Tells the consumer group how far the destination has got, for lag

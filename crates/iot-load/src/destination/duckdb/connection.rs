@@ -5,7 +5,7 @@
 use duckdb::Connection;
 
 use super::DuckDbOptions;
-use crate::destination::DestinationError;
+use crate::error::DestinationError;
 
 /// Opens the file once; [`DestinationError::Locked`] while another process holds it.
 pub fn open(options: &DuckDbOptions) -> Result<Connection, DestinationError> {

@@ -19,8 +19,12 @@ pub mod connection;
 pub mod schema;
 mod write;
 
-use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
-use crate::batch::{Batch, Row};
+use crate::batch::Batch;
+use crate::destination::{Destination, conflict};
+use crate::error::DestinationError;
+use crate::load_record::LoadRecord;
+use crate::partitions::StoredOffsets;
+use crate::rows::Row;
 use crate::tables::{self, Context, DEAD_LETTERS, LOADS, OFFSETS, StoredOffset};
 
 /// The storage format written by default: readable by DuckDB 1.4 and later, which
@@ -92,7 +96,7 @@ impl DuckDb {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
-        let retry = iot_cli::RetryPolicy::for_time(
+        let retry = iot_runtime::RetryPolicy::for_time(
             Duration::from_millis(100),
             Duration::from_secs(2),
             self.options.lock_timeout,
@@ -222,8 +226,8 @@ impl Destination for DuckDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::KafkaMeta;
     use crate::destination::ddl::Dialect;
+    use crate::rows::KafkaMeta;
     use crate::tables::ColumnType;
     use crate::tables::tests::one_of_each;
     use schema::DuckDbSql;
@@ -256,7 +260,7 @@ mod tests {
                 partition: 2,
                 offset,
                 timestamp: Some(Timestamp::now()),
-                key: Some(crate::batch::Key::Text(event.device_id().to_string())),
+                key: Some(crate::rows::Key::Text(event.device_id().to_string())),
             };
             batch.add(&topics, topics.name(event.kind()), kafka, Some(&json));
         }

@@ -4,8 +4,8 @@
 
 use duckdb::{Connection, params};
 
-use crate::destination::DestinationError;
 use crate::destination::ddl::{self, Dialect};
+use crate::error::DestinationError;
 use crate::tables::{self, ColumnType};
 
 /// DuckDB's names and types.

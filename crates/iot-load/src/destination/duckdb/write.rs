@@ -9,7 +9,8 @@ use duckdb::{Connection, ToSql, params_from_iter};
 use super::schema::DuckDbSql;
 use crate::destination::arrow::{self, Flavor};
 use crate::destination::ddl::Dialect;
-use crate::destination::{DestinationError, StoredOffsets};
+use crate::error::DestinationError;
+use crate::partitions::StoredOffsets;
 use crate::tables::{Cell, Context, OFFSETS, Table};
 
 /// Rows turned into Arrow columns at a time: the columns of a whole batch's table

@@ -15,8 +15,8 @@ use snowflake_api::{
 use super::sql::{self, SnowflakeSql};
 use super::upload::{Pending, Uploads};
 use super::{SnowflakeAuth, SnowflakeOptions, env};
-use crate::destination::DestinationError;
 use crate::destination::ddl::Dialect;
+use crate::error::DestinationError;
 
 /// Sends every request to `base` instead of `https://{account}.snowflakecomputing.com`,
 /// keeping path and query: for private link, proxies and emulators.
@@ -505,7 +505,7 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("SYSTEM$ABORT_TRANSACTION"), "{message}");
-        assert!(iot_cli::Retriable::is_retriable(&error));
+        assert!(iot_runtime::Retriable::is_retriable(&error));
     }
 
     #[test]

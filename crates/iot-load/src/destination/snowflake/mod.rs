@@ -27,8 +27,12 @@ use std::time::Duration;
 use iot_model::{EventKind, Topics};
 use snowflake_api::{QueryResult, SnowflakeApi};
 
-use super::{Destination, DestinationError, LoadRecord, StoredOffsets, conflict};
-use crate::batch::{Batch, Row};
+use crate::batch::Batch;
+use crate::destination::{Destination, conflict};
+use crate::error::DestinationError;
+use crate::load_record::LoadRecord;
+use crate::partitions::StoredOffsets;
+use crate::rows::Row;
 use crate::tables::{self, Context, DEAD_LETTERS, OFFSETS, Table};
 
 /// The environment variables holding the settings, named as the Python pipeline
@@ -133,8 +137,8 @@ impl Snowflake {
         }
     }
 
-    fn retry(&self) -> iot_cli::RetryPolicy {
-        iot_cli::RetryPolicy::for_time(
+    fn retry(&self) -> iot_runtime::RetryPolicy {
+        iot_runtime::RetryPolicy::for_time(
             Duration::from_millis(500),
             Duration::from_secs(15),
             self.options.retry_for,

@@ -5,8 +5,8 @@
 //! object, so everything is looked up first and only what is missing is created.
 
 use super::{Snowflake, column_text, sql, stage, text_rows};
-use crate::destination::DestinationError;
 use crate::destination::ddl;
+use crate::error::DestinationError;
 use crate::tables;
 use sql::SnowflakeSql;
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use iot_model::Timestamp;
 
-use crate::batch::{OffsetRange, PartitionKey};
-use crate::destination::LoadRecord;
 use crate::destination::arrow;
 use crate::destination::ddl::Dialect;
+use crate::load_record::LoadRecord;
+use crate::partitions::{OffsetRange, PartitionKey};
 use crate::tables::{Cell, ColumnType, Context, LOADS, OFFSETS, Table};
 
 /// Snowflake's names and types.

@@ -150,7 +150,8 @@ pub fn parquet<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Batch, KafkaMeta};
+    use crate::batch::Batch;
+    use crate::rows::KafkaMeta;
     use crate::tables::tests::one_of_each;
     use crate::tables::{self, DEAD_LETTERS};
     use iot_model::{EventKind, Topics};

@@ -6,11 +6,13 @@
 //! of stopping. Fields the model does not know are kept aside, verbatim, in the
 //! same pass.
 
+mod fast;
+mod keep_unknown;
+
 use serde::de::DeserializeOwned;
 
-use crate::flat;
-use crate::unknown::KeepUnknown;
 use crate::{Event, EventKind, SCHEMA_VERSION};
+use keep_unknown::KeepUnknown;
 
 /// A valid event and the fields of its message the model does not know, as a JSON
 /// object (`None` when there are none).
@@ -63,7 +65,7 @@ fn parse<T: DeserializeOwned>(
     text: &str,
     unknown: &mut Option<String>,
 ) -> Result<T, DecodeError> {
-    if let Some(value) = flat::from_str(text) {
+    if let Some(value) = fast::from_str(text) {
         return Ok(value);
     }
     let mut json = serde_json::Deserializer::from_str(text);

@@ -1,5 +1,6 @@
-//! What the `simulate` and `load` command lines share, so that both behave alike:
-//! `.env` loading, logging to standard error, graceful Ctrl-C and duration flags.
+//! How `simulate` and `load` run as programs, alike: `.env` loading, logging to
+//! standard error, graceful Ctrl-C, retries with backoff, progress ticks and
+//! duration flags.
 
 pub mod retry;
 mod shutdown;
