@@ -1,6 +1,9 @@
 //! What goes wrong writing to a destination, said so that the user knows what to do,
 //! and whether trying again may help.
 
+/// What a destination's calls return.
+pub type Result<T, E = DestinationError> = std::result::Result<T, E>;
+
 /// What caused a destination error: the database's or the client's own error.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 

@@ -13,7 +13,7 @@ pub mod snowflake;
 use iot_model::EventKind;
 
 use crate::batch::Batch;
-use crate::error::DestinationError;
+use crate::error::{DestinationError, Result};
 use crate::load_record::LoadRecord;
 use crate::partitions::StoredOffsets;
 use crate::rows::Row;
@@ -41,27 +41,22 @@ pub fn conflict(
 /// loader is a synchronous program (see ARCHITECTURE.md).
 pub trait Destination {
     /// The next offset to read for every partition written so far.
-    fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError>;
+    fn stored_offsets(&mut self) -> Result<StoredOffsets>;
 
     /// Writes the batch's rows and dead letters, moves each of its partitions'
     /// next offsets to the end of its range, and saves `load`, atomically; but only
     /// if the stored next offsets of those partitions are still `expected` (absent
     /// where `expected` has none). Otherwise nothing is written and the answer is
     /// [`DestinationError::Conflict`]: another loader got there first.
-    fn commit(
-        &mut self,
-        batch: &Batch,
-        expected: &StoredOffsets,
-        load: &LoadRecord,
-    ) -> Result<(), DestinationError>;
+    fn commit(&mut self, batch: &Batch, expected: &StoredOffsets, load: &LoadRecord) -> Result<()>;
 
     /// Saves `load` alone, at the end of a run, and lets go of the destination.
-    fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError>;
+    fn record(&mut self, load: &LoadRecord) -> Result<()>;
 
     /// Writes `rows` to their table in a transaction that is rolled back whatever
     /// happens: whether the destination takes them. Asked of ever smaller sets of a
     /// batch the destination refused, to find the rows it refuses ([`refused_rows`]).
-    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<(), DestinationError>;
+    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<()>;
 
     /// Lets go of what is held open between batches (a database file others wait
     /// for), because the loader is about to wait for messages.

@@ -21,7 +21,7 @@ mod write;
 
 use crate::batch::Batch;
 use crate::destination::{Destination, conflict};
-use crate::error::DestinationError;
+use crate::error::{DestinationError, Result};
 use crate::load_record::LoadRecord;
 use crate::partitions::StoredOffsets;
 use crate::rows::Row;
@@ -92,7 +92,7 @@ impl DuckDb {
     /// The open file, taken out for a transaction: opened if it is not, waiting
     /// while another process holds it, with the tables made sure of. Put back with
     /// [`DuckDb::keep`] after success; dropped on failure, which rolls back.
-    fn take_connection(&mut self) -> Result<Connection, DestinationError> {
+    fn take_connection(&mut self) -> Result<Connection> {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
@@ -117,12 +117,7 @@ impl DuckDb {
     }
 
     /// Everything of a batch, inside the open transaction.
-    fn write(
-        &self,
-        conn: &Connection,
-        batch: &Batch,
-        load: &LoadRecord,
-    ) -> Result<(), DestinationError> {
+    fn write(&self, conn: &Connection, batch: &Batch, load: &LoadRecord) -> Result<()> {
         let schema = self.options.schema.as_str();
         let now = Timestamp::now();
         let on = |topic| Context {
@@ -153,19 +148,14 @@ impl DuckDb {
 }
 
 impl Destination for DuckDb {
-    fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
+    fn stored_offsets(&mut self) -> Result<StoredOffsets> {
         let conn = self.take_connection()?;
         let offsets = write::read_offsets(&conn, &self.options.schema)?;
         self.keep(conn);
         Ok(offsets)
     }
 
-    fn commit(
-        &mut self,
-        batch: &Batch,
-        expected: &StoredOffsets,
-        load: &LoadRecord,
-    ) -> Result<(), DestinationError> {
+    fn commit(&mut self, batch: &Batch, expected: &StoredOffsets, load: &LoadRecord) -> Result<()> {
         let conn = self.take_connection()?;
         let transaction = |e| DestinationError::write("the transaction", e);
         conn.execute_batch("BEGIN TRANSACTION")
@@ -185,7 +175,7 @@ impl Destination for DuckDb {
         Ok(())
     }
 
-    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<(), DestinationError> {
+    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<()> {
         let conn = self.take_connection()?;
         let transaction = |e| DestinationError::write("the transaction", e);
         conn.execute_batch("BEGIN TRANSACTION")
@@ -207,7 +197,7 @@ impl Destination for DuckDb {
         outcome
     }
 
-    fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
+    fn record(&mut self, load: &LoadRecord) -> Result<()> {
         let conn = self.take_connection()?;
         write::upsert(
             &conn,

@@ -29,7 +29,7 @@ use snowflake_api::{QueryResult, SnowflakeApi};
 
 use crate::batch::Batch;
 use crate::destination::{Destination, conflict};
-use crate::error::DestinationError;
+use crate::error::{DestinationError, Result};
 use crate::load_record::LoadRecord;
 use crate::partitions::StoredOffsets;
 use crate::rows::Row;
@@ -145,7 +145,7 @@ impl Snowflake {
         )
     }
 
-    fn exec(&mut self, what: &str, sql: &str) -> Result<QueryResult, DestinationError> {
+    fn exec(&mut self, what: &str, sql: &str) -> Result<QueryResult> {
         if self.session.is_none() {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -178,7 +178,7 @@ impl Snowflake {
         records: &[R],
         context: &Context,
         attempt: &str,
-    ) -> Result<String, DestinationError> {
+    ) -> Result<String> {
         let file = stage::parquet(table, records, context)
             .map_err(|e| DestinationError::write(table.name, e))?;
         let folder = format!("{attempt}/{}/", table.name);
@@ -193,7 +193,7 @@ impl Snowflake {
         Ok(stage::copy_into(&schema, table, &folder))
     }
 
-    fn read_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
+    fn read_offsets(&mut self) -> Result<StoredOffsets> {
         self.prepare()?;
         let statement = sql::select_offsets(&self.options.schema);
         let rows = self
@@ -217,7 +217,7 @@ impl Snowflake {
         batch: &Batch,
         expected: &StoredOffsets,
         load: &LoadRecord,
-    ) -> Result<(), DestinationError> {
+    ) -> Result<()> {
         self.prepare()?;
         let schema = self.options.schema.clone();
         let context = Context::new(&load.load_id);
@@ -266,19 +266,19 @@ impl Snowflake {
         self.commit_transaction()
     }
 
-    fn begin(&mut self) -> Result<(), DestinationError> {
+    fn begin(&mut self) -> Result<()> {
         self.exec("the transaction", "BEGIN TRANSACTION")?;
         self.in_transaction = true;
         Ok(())
     }
 
-    fn commit_transaction(&mut self) -> Result<(), DestinationError> {
+    fn commit_transaction(&mut self) -> Result<()> {
         self.exec("the transaction", "COMMIT")?;
         self.in_transaction = false;
         Ok(())
     }
 
-    fn save(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
+    fn save(&mut self, load: &LoadRecord) -> Result<()> {
         for statement in sql::save_load(&self.options.schema, load) {
             self.exec(tables::LOADS.name, &statement)?;
         }
@@ -307,8 +307,8 @@ impl Snowflake {
     fn transaction(
         &mut self,
         what: &str,
-        mut body: impl FnMut(&mut Self) -> Result<(), DestinationError>,
-    ) -> Result<(), DestinationError> {
+        mut body: impl FnMut(&mut Self) -> Result<()>,
+    ) -> Result<()> {
         self.retry().run(what, || {
             let outcome = body(self);
             if outcome.is_err() {
@@ -320,17 +320,12 @@ impl Snowflake {
 }
 
 impl Destination for Snowflake {
-    fn stored_offsets(&mut self) -> Result<StoredOffsets, DestinationError> {
+    fn stored_offsets(&mut self) -> Result<StoredOffsets> {
         self.retry()
             .run("reading the stored offsets", || self.read_offsets())
     }
 
-    fn commit(
-        &mut self,
-        batch: &Batch,
-        expected: &StoredOffsets,
-        load: &LoadRecord,
-    ) -> Result<(), DestinationError> {
+    fn commit(&mut self, batch: &Batch, expected: &StoredOffsets, load: &LoadRecord) -> Result<()> {
         self.transaction("committing a batch", |s| {
             s.try_commit(batch, expected, load)
         })
@@ -339,7 +334,7 @@ impl Destination for Snowflake {
     /// Loads `rows` as a batch would, in a transaction rolled back whatever happens:
     /// whether Snowflake takes them. A refused file stays in the stage, and is
     /// removed here.
-    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<(), DestinationError> {
+    fn try_rows(&mut self, kind: EventKind, rows: &[Row]) -> Result<()> {
         self.prepare()?;
         let table = tables::events(kind);
         let context = Context::new("");
@@ -358,7 +353,7 @@ impl Destination for Snowflake {
         outcome
     }
 
-    fn record(&mut self, load: &LoadRecord) -> Result<(), DestinationError> {
+    fn record(&mut self, load: &LoadRecord) -> Result<()> {
         self.transaction("recording the load", |s| {
             s.begin()?;
             s.save(load)?;
