@@ -14,13 +14,10 @@ use crate::rows::{DeadLetter, KafkaMeta, Row};
 
 /// How far a kind's list of rows grows past what it needs, and how much room it
 /// keeps from one batch to the next. A batch is reused (the one read and the one
-/// written take turns), and its five lists used to keep all they had grown into,
-/// doubling as they grew: in a long load the mix shifts (the GPS topic ran out
-/// first and the batches after it were all vehicle readings), so the lists held
-/// room for 87,000 rows of 248 bytes where a batch has 50,000: peak RSS over
-/// 5,000,000 messages rose from about 228 MB to 243–260 MB late in the run. Now a
-/// list grows a step at a time and keeps only a step more than the last batch
-/// used: 232–240 MB, the same as the first seconds of the run.
+/// written take turns), and the mix of kinds shifts during a long load (one topic
+/// runs out before the others): a list that kept all it ever grew into would hold
+/// room for far more rows than a batch has. A list grows a step at a time and keeps
+/// a step more than the last batch used, so memory follows the batch size.
 const ROWS_STEP: usize = 4096;
 
 #[derive(Debug, Default)]
@@ -247,11 +244,10 @@ pub struct BatchPolicy {
 }
 
 impl Default for BatchPolicy {
-    /// 75,000 messages: each commit costs DuckDB about 17 ms whatever its size, and
-    /// each batch leaves a partly filled row group per table; over 5,000,000
-    /// messages, batches of 100,000 spent 1.5 s less committing and closing than
-    /// batches of 50,000, but two of them held in memory peaked at 247-260 MB. 75,000
-    /// peaked at 216-221 MB over 1,000,000 and 5,000,000 messages.
+    /// 75,000 messages or 5 seconds. A commit has a fixed cost whatever its size, and
+    /// each batch leaves a partly filled row group per table, so larger batches load
+    /// faster; two batches are in memory at once (one read, one written), so larger
+    /// batches also cost memory. 75,000 is where the two meet (docs/performance.md).
     fn default() -> Self {
         Self {
             max_messages: 75_000,

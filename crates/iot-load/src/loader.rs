@@ -265,9 +265,9 @@ impl<D: Destination> Loader<D> {
             load: counted,
             release,
         });
-        // Emptied while the writer writes: freeing a written batch's rows takes about
-        // 11 ms a batch (0.75 s over 5,000,000 messages), which the writer, the
-        // slower half, used to spend waiting for its next batch.
+        // Emptied here, while the writer writes: freeing a written batch's rows takes
+        // time the writer, the slower half, would otherwise spend waiting for its next
+        // batch.
         batch.clear();
         Ok(())
     }

@@ -30,14 +30,11 @@ const READING_NICE: i32 = 5;
 
 /// Lowers the calling thread's priority below the writer thread's, for the rest of
 /// its life, and so that of the threads it starts (librdkafka's, which inherit it).
-/// The writer sets a load's pace, and on a machine whose cores are all busy (two
-/// here, the broker on the same machine) it waited 3.5 s of a 17–20 s run over
-/// 5,000,000 messages for a core that the reading side held, while the reading side
-/// spent 6 s asleep waiting for the writer to take the next batch. Running below the
-/// writer, the reading side fills the writer's gaps instead: the same runs took
-/// 0.3–1.3 s less in four interleaved pairs. Linux keeps a nice value per thread,
-/// and lowering one's own needs no privilege. Once per thread, so that repeated runs
-/// on one thread (tests) do not lower it further. Elsewhere, nothing.
+/// The writer sets a load's pace: on a machine whose cores are all busy (the broker
+/// may share it), the reading side should fill the writer's gaps rather than hold a
+/// core the writer waits for. Linux keeps a nice value per thread, and lowering
+/// one's own needs no privilege. Once per thread, so that repeated runs on one
+/// thread (tests) do not lower it further. Elsewhere, nothing.
 fn give_way_to_writer() {
     #[cfg(target_os = "linux")]
     {

@@ -1,10 +1,9 @@
 //! Writing an event as JSON, byte for byte what `serde_json` writes, in less time.
 //!
 //! `simulate` encodes every event it sends, and on a machine it shares with the
-//! broker its rate follows the CPU it spends: through `serde_json`, encoding was
-//! four fifths of the work of making an event. Most of that went to checking, byte
-//! by byte, whether field names and values (UUIDs, timestamps, enum names) need
-//! escaping, which they never do. [`Compact`] writes each field name as it is and
+//! broker its rate follows the CPU it spends. Through `serde_json`, most of that
+//! goes to checking, byte by byte, whether field names and values (UUIDs,
+//! timestamps, enum names) need escaping, which they never do. [`Compact`] writes each field name as it is and
 //! copies a string whole once one pass finds nothing to escape; numbers, `null`
 //! and any string that does need escaping are still written by `serde_json`. It
 //! knows flat structs of such values, which is what the events are; anything else

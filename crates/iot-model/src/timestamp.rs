@@ -97,7 +97,8 @@ impl WireForm {
 impl Timestamp {
     /// `2026-11-26T09:30:00.250Z`, digit by digit, for years 0 to 9999. Written by
     /// hand rather than through a format string: events are encoded a million times
-    /// a second, and `write!` with seven padded numbers was a sixth of the encoding.
+    /// a second, and `write!` with seven padded numbers would cost more than the rest
+    /// of a field's encoding.
     fn wire_form(&self) -> Option<WireForm> {
         let t = self.0.naive_utc();
         let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;

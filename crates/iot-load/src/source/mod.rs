@@ -109,15 +109,12 @@ impl KafkaSource {
             // stored ones again) or the latest (passing over some): "error" stops instead.
             ("auto.offset.reset", "error"),
             // librdkafka's read-ahead, in the one queue of the consumer: while the loader
-            // writes a batch, librdkafka fetches the next, up to 2 MB. A fetch that finds
-            // it full is put off, by librdkafka's default for a whole second, and the loader
-            // drained it in a fraction of that and waited out the rest: 6 of the 19 s the
-            // bench took for 1,000,000 messages. Put off for 10 ms, a small queue keeps the
-            // loader busy: the writer, not the reading, sets the pace. Over 5,000,000
-            // messages, 1 and 2 MB were as fast as 8 MB, and peak RSS 50 MB lower (a fetch
-            // overshoots the limit by up to its own size, which follows the limit).
-            // Fetches are sent again after 10 ms rather than 500 when the broker has
-            // nothing more yet.
+            // writes a batch, librdkafka fetches the next, up to 2 MB (more costs memory,
+            // as a fetch overshoots the limit by up to its own size, and reads no faster).
+            // A fetch that finds the queue full is put off, by librdkafka's default for a
+            // whole second, which the loader would wait out after draining the queue; put
+            // off for 10 ms, the writer, not the reading, sets the pace. Fetches are sent
+            // again after 10 ms rather than 500 when the broker has nothing more yet.
             ("queued.max.messages.kbytes", "2048"),
             ("fetch.queue.backoff.ms", "10"),
             ("fetch.wait.max.ms", "10"),

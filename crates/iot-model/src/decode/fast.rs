@@ -1,12 +1,10 @@
 //! Reading an event's JSON in less time, for the messages `simulate` writes.
 //!
-//! `load` decodes every message it loads, on the thread that also reads Kafka, and on
-//! a two-core machine shared with the broker and DuckDB its rate follows the CPU it
-//! spends. Through `serde_json` (and the wrapper that keeps unknown fields), a
-//! message cost about 1.5 us. [`from_str`] reads the common case directly: one flat
-//! object whose keys are all the struct's own, whose strings hold no escape and
-//! whose numbers fit their fields. Anything else (an escape, an unknown or repeated
-//! field, a nested value or `null`, a number where a string is expected)
+//! `load` decodes every message it loads, on the thread that also reads Kafka, so its
+//! rate follows the CPU decoding spends. [`from_str`] reads the common case directly:
+//! one flat object whose keys are all the struct's own, whose strings hold no escape
+//! and whose numbers fit their fields. Anything else (an escape, an unknown or
+//! repeated field, a nested value or `null`, a number where a string is expected)
 //! makes it give up, and the message is read again by `serde_json`, which keeps the
 //! unknown fields or says what is wrong. What it accepts it reads as `serde_json`
 //! would: a property test compares the two on events and on their mutations.
@@ -59,9 +57,8 @@ static ENDS_STRING: [bool; 256] = {
 
 /// Where the first byte of [`ENDS_STRING`] sits in `bytes`, looked for eight bytes
 /// at a time: most of a message's bytes are inside strings (keys, UUIDs,
-/// timestamps), and a byte-at-a-time lookup was two fifths of the quick reader's
-/// instructions. Strings are short, so a word read plainly beats a vectorised
-/// search's set-up (memchr).
+/// timestamps), so this is the quick reader's inner loop. Strings are short, so a
+/// word read plainly beats a vectorised search's set-up (memchr).
 fn string_end(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;

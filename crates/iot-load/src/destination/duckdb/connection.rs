@@ -21,24 +21,22 @@ pub fn open(options: &DuckDbOptions) -> Result<Connection, DestinationError> {
         .threads(1)
         .and_then(Connection::open_in_memory_with_flags)
         .map_err(open_error)?;
-    // A checkpoint rewrites the row groups the last batches touched; at DuckDB's
-    // default threshold (16 MB of log) that happened about every batch and took a
-    // third of the time. At 128 MB it happens every few batches. DuckDB would
-    // otherwise cache up to most of the machine's memory while the file stays open
-    // through a long backlog: 80 MB keeps the loader's footprint bounded (an append
-    // touches little of what it cached). Peak RSS over 5M messages: 333 MB at 192 MB,
-    // 322–328 MB at 128 MB, 280 MB at 80 MB, all at the same speed. With a second
-    // batch held while one is written (writer.rs), 48 MB: 247 MB over 1M, as fast.
-    // Row groups of 16,384 rows rather than 122,880: a batch of the two large tables
-    // fills whole row groups, which DuckDB writes straight to the file instead of
-    // through the log, and a checkpoint has less of a partly filled one to rewrite
-    // (readers of any version see ordinary row groups). Each batch still leaves a
-    // partly filled row group per large table; a checkpoint's vacuum would merge
-    // them, decompressing and compressing again rows already written: 0.9 s of the
-    // 1.2 s the closing checkpoint of a million messages took. No vacuum: the row
-    // groups stay as written (8,000 to 16,384 rows). It reclaims deleted rows too,
-    // but load deletes nothing from the event tables, and the keyed tables (offsets,
-    // loads) have indexes, which DuckDB 1.4 never vacuums.
+    // The settings of a long load:
+    // - checkpoint_threshold 128MB: a checkpoint rewrites the row groups the last
+    //   batches touched; at DuckDB's default (16 MB of log) that happens about every
+    //   batch.
+    // - memory_limit 48MB: DuckDB would otherwise cache up to most of the machine's
+    //   memory while the file stays open through a backlog, and an append touches
+    //   little of what it cached.
+    // - ROW_GROUP_SIZE 16384: a batch of the two large tables fills whole row groups,
+    //   which DuckDB writes straight to the file rather than through the log, and a
+    //   checkpoint has less of a partly filled one to rewrite. Readers of any version
+    //   see ordinary row groups.
+    // - max_vacuum_tasks 0: a vacuum would merge the partly filled row group each
+    //   batch leaves, decompressing and compressing rows already written, and most of
+    //   a closing checkpoint's time. load deletes nothing from the event tables, and
+    //   the keyed tables (offsets, loads) have indexes, which DuckDB 1.4 never
+    //   vacuums; the row groups stay as written (8,000 to 16,384 rows).
     let attach = format!(
         "ATTACH {} AS store (STORAGE_VERSION {}, ROW_GROUP_SIZE 16384); USE store; \
          SET checkpoint_threshold = '128MB'; SET memory_limit = '48MB'; SET max_vacuum_tasks = 0;",

@@ -62,11 +62,10 @@ pub fn connect(
         .gzip(true)
         .connect_timeout(Duration::from_secs(10))
         .timeout(options.request_timeout)
-        // Servers and proxies close keep-alive connections left idle (the emulator's
-        // uvicorn after 5 s, load balancers after a minute or so). A statement sent
-        // on one the server is closing fails with "connection closed before message
-        // completed" and costs its batch a retry, as loaders backing off for 8 s
-        // between attempts met. A connection idle for 4 s is opened anew.
+        // Servers and proxies close keep-alive connections left idle (uvicorn after
+        // 5 s, load balancers after a minute or so). A statement sent on one the
+        // server is closing fails with "connection closed before message completed"
+        // and costs its batch a retry, so a connection idle for 4 s is opened anew.
         .pool_idle_timeout(Duration::from_secs(4))
         .build()
         .map_err(|e| DestinationError::Open {
