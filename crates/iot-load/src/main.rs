@@ -216,7 +216,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(e) => return fail(json, exit::USAGE, e),
     };
-    // The loader blocks from start to end (see ARCHITECTURE.md); the runtime only
+    // The loader blocks from start to end (see docs/architecture.md); the runtime only
     // watches for Ctrl-C and SIGTERM meanwhile.
     let outcome = iot_runtime::run_until_done(|shutdown| async move {
         tokio::task::spawn_blocking(move || iot_load::run(options, &shutdown)).await

@@ -38,7 +38,7 @@ pub fn conflict(
 }
 
 /// A store the loader can write batches to exactly once. Its calls block: the
-/// loader is a synchronous program (see ARCHITECTURE.md).
+/// loader is a synchronous program (see docs/architecture.md).
 pub trait Destination {
     /// The next offset to read for every partition written so far.
     fn stored_offsets(&mut self) -> Result<StoredOffsets>;
