@@ -11,7 +11,8 @@ credentials and SNOWFLAKE_URL, the Kafka settings and topics (for the lag), and
 DASHBOARD_REFRESH (seconds between refreshes: 5 on a DuckDB file; 600 on Snowflake,
 where every refresh wakes the warehouse: see `refresh_cost`).
 In Streamlit in Snowflake (snowflake.yml) the app reads Snowflake with the app's
-own session. Pages only lay results out; iot_dashboard.data asks.
+own session. Pages only lay results out: iot_dashboard's queries (and lag) ask, its
+sources connect.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import pandas as pd
 import pydeck
 import streamlit as st
 
-from iot_dashboard import data
-from iot_dashboard.data import Busy, DuckDbSource, SnowflakeSource, Unavailable
+from iot_dashboard import lag, places, queries
+from iot_dashboard.sources import Busy, DuckDbSource, SnowflakeSource, Source, Unavailable
 
 # Seconds between refreshes, by destination. A DuckDB file costs nothing to ask.
 # On Snowflake each refresh that finds the warehouse suspended resumes it, and
@@ -50,7 +51,7 @@ def refresh_cost(refresh_s: int, credits_per_hour: float = 1.0) -> str:
     )
 
 
-def settings() -> tuple[data.Source, int]:
+def settings() -> tuple[Source, int]:
     session = active_snowflake_session()
     parser = argparse.ArgumentParser(prog="dashboard")
     parser.add_argument(
@@ -88,10 +89,12 @@ SOURCE, REFRESH_S = settings()
 
 
 @st.cache_data(ttl=REFRESH_S, show_spinner=False)
-def ask(_source: data.Source, described: str, question: str, *args) -> pd.DataFrame:
-    """A question of iot_dashboard.data about one source, cached for one refresh
-    period (by what `described` names: Streamlit does not hash the source itself)."""
-    return getattr(data, question)(_source, *args)
+def ask(_source: Source, described: str, question: str, *args) -> pd.DataFrame:
+    """A question of iot_dashboard's queries (or its lag) about one source, cached for
+    one refresh period (by what `described` names: Streamlit does not hash the source
+    itself)."""
+    asked = next(m for m in (queries, lag) if hasattr(m, question))
+    return getattr(asked, question)(_source, *args)
 
 
 def answer(question: str, *args) -> pd.DataFrame | None:
@@ -228,7 +231,7 @@ def labels(track: pd.DataFrame) -> pydeck.Layer:
     """The towns the routes start from and go to: the places simulate knows nearest
     to each vehicle's first and last fix drawn."""
     ends = pd.concat([track.groupby("device_id").head(1), track.groupby("device_id").tail(1)])
-    towns = data.nearest_places(ends)
+    towns = places.nearest_places(ends)
     return pydeck.Layer(
         "TextLayer",
         towns[["lon", "lat", "name"]],
@@ -358,9 +361,9 @@ def health_page() -> None:
             st.dataframe(newest, hide_index=True, width="stretch")
     st.subheader("Offsets: stored, and the lag behind each partition's end")
     try:
-        kafka = tuple(sorted(data.kafka_settings().items()))
-        offsets = answer("partition_lag", kafka, data.kafka_topics())
-    except data.NoBroker as e:
+        kafka = tuple(sorted(lag.kafka_settings().items()))
+        offsets = answer("partition_lag", kafka, lag.kafka_topics())
+    except lag.NoBroker as e:
         st.caption(f"Lag not shown: {e}.")
         offsets = answer("stored_offsets")
     if offsets is not None:

@@ -19,28 +19,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from iot_dashboard import data  # noqa: E402
+from iot_dashboard import queries, sources  # noqa: E402
 
 
-def pages(source: data.DuckDbSource) -> dict[str, list]:
+def pages(source: sources.DuckDbSource) -> dict[str, list]:
     """What each page asks, as app.py asks it (the Trips page: of the first trip)."""
-    first_trip = data.trips(source)["trip_id"].iloc[0]
+    first_trip = queries.trips(source)["trip_id"].iloc[0]
     return {
         "Fleet map": [
-            (data.overview,),
-            (data.latest_positions,),
-            (data.tracks,),
-            (data.cameras,),
-            (data.incidents,),
+            (queries.overview,),
+            (queries.latest_positions,),
+            (queries.tracks,),
+            (queries.cameras,),
+            (queries.incidents,),
         ],
-        "Trips": [(data.trips,), (data.trip_series, first_trip), (data.trip_cameras, first_trip)],
-        "Incidents": [(data.incidents,)],
-        "Weather": [(data.weather,)],
+        "Trips": [
+            (queries.trips,),
+            (queries.trip_series, first_trip),
+            (queries.trip_cameras, first_trip),
+        ],
+        "Incidents": [(queries.incidents,)],
+        "Weather": [(queries.weather,)],
         "Pipeline health": [
-            (data.loads,),
-            (data.dead_letters_by_reason,),
-            (data.newest_dead_letters,),
-            (data.stored_offsets,),
+            (queries.loads,),
+            (queries.dead_letters_by_reason,),
+            (queries.newest_dead_letters,),
+            (queries.stored_offsets,),
         ],
     }
 
@@ -48,7 +52,7 @@ def pages(source: data.DuckDbSource) -> dict[str, list]:
 def main() -> None:
     path = Path(sys.argv[1])
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    source = data.DuckDbSource(path)
+    source = sources.DuckDbSource(path)
     (events,) = source.query("SELECT sum(next_offset) AS events FROM {s}._kafka_offsets").iloc[0]
     print(f"{path}: {int(events):,} events, {path.stat().st_size / 2**20:,.0f} MiB")
     print(f"{'page':<16} {'fastest':>9} {'median':>9} {'rows shown':>11}")

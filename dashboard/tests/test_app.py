@@ -163,9 +163,10 @@ def test_times_are_utc_on_a_machine_in_another_time_zone(fleet_file):
     on a machine whose clock is set to India's (DuckDB takes the zone from TZ)."""
     script = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
-        "from iot_dashboard import data; source = data.DuckDbSource(Path(sys.argv[1])); "
-        "print(data.weather(source)['period'].dt.tz, "
-        "data.trips(source)['started_at'].dt.tz)"
+        "from iot_dashboard import queries, sources; "
+        "source = sources.DuckDbSource(Path(sys.argv[1])); "
+        "print(queries.weather(source)['period'].dt.tz, "
+        "queries.trips(source)['started_at'].dt.tz)"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(fleet_file), str(APP.parent)],
@@ -450,7 +451,7 @@ def test_snowflake_viewers_questions_run_side_by_side(monkeypatch):
     first wait for ever, and the barrier break)."""
     import threading
 
-    from iot_dashboard import data
+    from iot_dashboard import sources
 
     both_in = threading.Barrier(2, timeout=10)
 
@@ -467,8 +468,8 @@ def test_snowflake_viewers_questions_run_side_by_side(monkeypatch):
         def cursor(self):
             return Cursor()
 
-    source = data.SnowflakeSource(account="a", user="u", password="p", database="IOT")
-    monkeypatch.setitem(data.SESSIONS, source, Connection())
+    source = sources.SnowflakeSource(account="a", user="u", password="p", database="IOT")
+    monkeypatch.setitem(sources.SESSIONS, source, Connection())
     answers, failures = [], []
 
     def ask():
