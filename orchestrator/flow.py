@@ -31,6 +31,7 @@ and the tables modelled in its own terms first.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -52,6 +53,26 @@ class StepFailed(Exception):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class OneLine(logging.Filter):
+    """Prefect logs a failed task or flow with the exception's traceback. For a
+    StepFailed, whose message already says what happened and what to do, the
+    traceback is Prefect's and the flow's own code: it goes, the message stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], StepFailed):
+            # The flow's "Encountered exception" repeats the failed state said next.
+            if record.getMessage().startswith("Encountered exception during execution"):
+                return False
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def one_line_failures() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(OneLine())
 
 
 def timeout(name: str, default: int) -> int:
@@ -95,7 +116,11 @@ def load(args: list[str]) -> dict:
         )
     except subprocess.TimeoutExpired as e:
         raise StepFailed(f"load did not finish within {limit} s (IOT_FLOW_LOAD_TIMEOUT)") from e
-    get_run_logger().info("load said:\n%s", done.stderr.strip())
+    said = done.stderr.strip().splitlines()
+    if done.returncode != 0 and said and said[-1].startswith("error: "):
+        said.pop()  # the failure itself, which the step's failure says
+    if said:
+        get_run_logger().info("load said:\n%s", "\n".join(said))
     try:
         outcome = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -105,7 +130,7 @@ def load(args: list[str]) -> dict:
         return outcome
     why = f"load failed with exit status {status}: {outcome.get('error')}"
     if status in PASSING:
-        why += f" ({PASSING[status]}; tried {len(RETRY_DELAYS) + 1} times)"
+        why += f" ({PASSING[status]}: tried again {', '.join(map(str, RETRY_DELAYS))} s later)"
     if status == OFFSETS_BEYOND_END:
         why += " (run `load --reset-offsets` once if the topics were recreated)"
     raise StepFailed(why, status)
@@ -215,6 +240,7 @@ def pipeline(load_args: list[str] | None = None) -> str:
 
 
 def main() -> None:
+    one_line_failures()
     args = sys.argv[1:]
     if args[:1] == ["--serve"]:
         every = os.environ.get("IOT_FLOW_EVERY")

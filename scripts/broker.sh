@@ -80,8 +80,11 @@ kafka_install() {
   mv "$kafka_libs.part" "$kafka_libs"
 }
 
-# A Kafka class's main: the jars on the classpath, the log to standard error.
-kafka_jvm=(java -cp "$kafka_libs/*" -Dlog4j2.configurationFile="$repo/config/kafka/log4j2.properties")
+# A Kafka class's main: the jars on the classpath, the log to standard error, its
+# temporary files where TMPDIR says (Java's own default is /tmp, whatever TMPDIR
+# says), and no /tmp/hsperfdata_$USER (the JVM's statistics for jstat).
+kafka_jvm=(java -cp "$kafka_libs/*" -Dlog4j2.configurationFile="$repo/config/kafka/log4j2.properties"
+  -Djava.io.tmpdir="${TMPDIR:-/tmp}" -XX:-UsePerfData)
 
 # A tool: a small heap and a quick start, warnings only.
 kafka_java() {
@@ -130,7 +133,10 @@ kafka_start() {
   # benchmarks included (Kafka's own default is 1 GB). KAFKA_HEAP_OPTS changes it.
   local heap
   read -ra heap <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
-  nohup "${kafka_jvm[@]}" "${heap[@]}" kafka.Kafka "$properties" >"$log" 2>&1 &
+  # The broker's temporary files (the LZ4 codec's native library, which it leaves
+  # behind) go in its own folder.
+  mkdir -p "$dir/tmp"
+  nohup "${kafka_jvm[@]}" -Djava.io.tmpdir="$dir/tmp" "${heap[@]}" kafka.Kafka "$properties" >"$log" 2>&1 &
   echo $! >"$pidfile"
   echo "$port" >"$portfile"
 }

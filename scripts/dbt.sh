@@ -48,6 +48,17 @@ PYTHON
 )"
 fi
 DUCKDB_FILE=$(realpath -m "${DUCKDB_FILE:-iot_service.duckdb}")
+# The same variables whether LOAD_OUTCOME named them or a person runs this script:
+# dbt parses the whole project again when a variable its files read changes, from
+# unset to its default included. The target is --target's, when given.
+export DATASET_NAME=${DATASET_NAME:-iot_stream} DBT_TARGET=${DBT_TARGET:-duckdb}
+args=("$@")
+for i in "${!args[@]}"; do
+  case ${args[i]} in
+    --target | -t) DBT_TARGET=${args[i + 1]:-$DBT_TARGET} ;;
+    --target=*) DBT_TARGET=${args[i]#--target=} ;;
+  esac
+done
 export DUCKDB_FILE DBT_PROJECT_DIR=$repo/analytics DBT_PROFILES_DIR=$repo/analytics
 # dbt's own usage statistics stay off, and its colours are for a terminal only
 # (not a cron log or a program reading its output).

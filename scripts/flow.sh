@@ -27,6 +27,19 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
 # than 20 s: on a busy 2-core machine it was seen to take longer, and the run failed.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=${PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:-120}
 mkdir -p "$PREFECT_HOME"
+# Prefect leaves folders in the temporary directory (a served flow's
+# runner_storage): this run's go in a folder of its own, removed at the end.
+TMPDIR=$(mktemp -d -t iot-flow.XXXXXX)
+export TMPDIR
+server=
+stop() {
+  if [[ -n $server ]]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  rm -rf "$TMPDIR"
+}
+trap stop EXIT
 
 # Prefect's ephemeral mode runs a flow but schedules nothing: --serve without a
 # server of the user's (PREFECT_API_URL) starts Prefect's own on 127.0.0.1 for as
@@ -38,7 +51,6 @@ if [[ ${1:-} == --serve && -z ${PREFECT_API_URL:-} ]]; then
   setsid "$venv/bin/prefect" server start --host 127.0.0.1 --port "$port" \
     >"$PREFECT_HOME/server.log" 2>&1 &
   server=$!
-  trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
   export PREFECT_API_URL=http://127.0.0.1:$port/api
   for _ in $(seq 120); do
     if "$venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \

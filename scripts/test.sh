@@ -7,6 +7,9 @@
 # runs ruff over the Python and then two lanes side by side against them: the
 # workspace's tests (cargo test) then the analytics layer's pytest, and the Snowflake
 # tests then the dashboard's pytest; and stops them again.
+# Everything runs with a temporary directory of its own (TMPDIR): at the end it must
+# be empty, every test having removed what it made, or the run fails naming what
+# was left; then it is removed, so /tmp is left as it was found.
 # Extra arguments go to each cargo test run (e.g. scripts/test.sh -- killed, for the
 # tests whose names contain "killed").
 set -euo pipefail
@@ -24,15 +27,22 @@ step() {
   "$@" || { echo "$name" >>"$failures"; return 1; }
 }
 
-# pytest in a suite's folder, with its virtualenv's Python.
+# pytest in a suite's folder, with its virtualenv's Python. pytest keeps its
+# temporary folders for a few runs, by design: here they go once it ends.
 pytest_in() {
-  (cd "$1" && exec "$2/bin/python" -m pytest)
+  local basetemp=$TMPDIR/pytest-$1 status=0
+  (cd "$1" && exec "$2/bin/python" -m pytest --basetemp "$basetemp") || status=$?
+  rm -rf "$basetemp"
+  return "$status"
 }
 
 # The script runs itself inside the services it starts: IOT_TEST_BOOTSTRAP and
 # IOT_TEST_SNOWFLAKE_* tell the tests where they are.
 case ${IOT_TEST_STAGE:-} in
   "")
+    run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/iot-test-run.XXXXXX")
+    export TMPDIR=$run_tmp
+    trap 'rm -rf "$run_tmp"' EXIT
     scripts/libduckdb.sh install
     # The debug build runs while the rest installs: compiling takes both cores, the
     # installs mostly the network and the disk. On a fresh machine this saves the
@@ -40,7 +50,7 @@ case ${IOT_TEST_STAGE:-} in
     build_log=$(mktemp)
     cargo test --workspace --no-run "$@" >"$build_log" 2>&1 &
     build=$!
-    trap 'kill "$build" 2>/dev/null || true' EXIT
+    trap 'kill "$build" 2>/dev/null || true; rm -rf "$run_tmp"' EXIT
     # The DuckDB 1.4 reader the compatibility test uses, in a virtualenv of its own.
     duckdb_venv=${IOT_CACHE_DIR:-$HOME/.cache/iot-streaming}/duckdb-1.4-venv
     scripts/venv.sh "$duckdb_venv" 'duckdb==1.4.4'
@@ -70,10 +80,18 @@ case ${IOT_TEST_STAGE:-} in
       cat "$build_log" >&2
       exit 1
     fi
-    trap - EXIT
+    trap 'rm -rf "$run_tmp"' EXIT
     rm -f "$build_log"
-    IOT_TEST_STAGE=kafka exec scripts/broker.sh with \
-      scripts/snowflake-emulator.sh with "$0" "$@"
+    status=0
+    IOT_TEST_STAGE=kafka scripts/broker.sh with \
+      scripts/snowflake-emulator.sh with "$0" "$@" || status=$?
+    left=$(find "$run_tmp" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort)
+    if [[ -n $left ]]; then
+      echo "test: the tests left these in the temporary directory (each test removes what it makes):" >&2
+      sed 's/^/  /' <<<"$left" >&2
+      status=1
+    fi
+    exit "$status"
     ;;
   kafka)
     export IOT_TEST_BOOTSTRAP=$BROKER_BOOTSTRAP \

@@ -14,7 +14,7 @@ ANALYTICS = Path(__file__).resolve().parents[1]
 REPO = ANALYTICS.parent
 sys.path.insert(0, str(REPO / "tests" / "python"))
 
-from fleet import binary, bootstrap, clean_env, dbt  # noqa: E402, F401
+from fleet import binary, bootstrap, clean_env, dbt, remove_our_topics  # noqa: E402, F401
 
 
 def duckdb_env(path: Path) -> dict[str, str]:

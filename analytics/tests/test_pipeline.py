@@ -84,3 +84,25 @@ def test_every_flag_of_load_reaches_dbt(tmp_path):
     path = tmp_path / "telemetry.duckdb"
     assert truth(path, "SELECT count(*) FROM fleet_analytics.trips")[0][0] == 1
     assert sorted(p.name for p in tmp_path.glob("*.duckdb")) == ["telemetry.duckdb"]
+
+
+def test_dbt_keeps_its_partial_parsing_between_the_pipeline_and_a_run_by_hand(tmp_path):
+    """The pipeline tells scripts/dbt.sh where load loaded (LOAD_OUTCOME); a person
+    runs scripts/dbt.sh with no such variables. On the same file, dbt sees the same
+    project both ways and does not parse it all again."""
+    topics = topics_of_our_own()
+    path = tmp_path / "fleet.duckdb"
+    target = {"DBT_TARGET_PATH": str(tmp_path / "target")}
+    simulate(topics, "--vehicles", "1", "--duration", "5m", "--seed", "16")
+    done = pipeline(path, topics, **target)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    by_hand = subprocess.run(
+        [str(REPO / "scripts" / "dbt.sh"), "build"],
+        env={**clean_env(), "DUCKDB_FILE": str(path), **target},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert by_hand.returncode == 0, by_hand.stdout[-3000:]
+    assert "Unable to do partial parsing" not in by_hand.stdout, by_hand.stdout[:3000]

@@ -26,6 +26,7 @@ from fleet import (  # noqa: E402
     dbt,
     emulator,
     load,
+    remove_our_topics,  # noqa: F401 (a fixture: importing it here applies it)
     simulate,
     snowflake_env,
     topics_of_our_own,

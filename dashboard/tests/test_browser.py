@@ -1,7 +1,8 @@
 """The running dashboard in a real browser: Debian's chromium, headless, driven by
 chromedriver through selenium. Each page is opened, waited for, checked against the
-file, and saved as a screenshot (IOT_SCREENSHOTS, default a temporary folder) for a
-person to look at."""
+file, and saved as a screenshot for a person to look at: in IOT_SCREENSHOTS, or in
+pytest's temporary folder (kept for pytest's last three runs; scripts/test.sh removes
+it)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,11 @@ def serve(**env: str):
     """The app served on a free port of 127.0.0.1, as scripts/dashboard.sh serves it,
     with `env` added to a clean environment; yields its address."""
     port = free_port()
-    log = Path(tempfile.mkdtemp(prefix="iot-dashboard-log-")) / "streamlit.log"
+    with tempfile.TemporaryDirectory(prefix="iot-dashboard-log-") as folder:
+        yield from served(port, Path(folder) / "streamlit.log", env)
+
+
+def served(port: int, log: Path, env: dict[str, str]):
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(APP)]
@@ -108,18 +113,30 @@ def browser():
         "--disable-component-update",
         "--disable-sync",
         "--window-size=1400,1100",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='iot-chromium-')}",
     ]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
+    with tempfile.TemporaryDirectory(prefix="iot-chromium-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def screenshot_folder(tmp_path_factory):
+    """Where screenshots go: IOT_SCREENSHOTS, kept, or a folder of pytest's own."""
+    global SCREENSHOTS
+    SCREENSHOTS = Path(os.environ.get("IOT_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+
+SCREENSHOTS = Path()
 
 
 def screenshots() -> Path:
-    folder = Path(os.environ.get("IOT_SCREENSHOTS") or tempfile.mkdtemp(prefix="iot-dashboard-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return SCREENSHOTS
 
 
 def open_page(browser, url: str, name: str, ready, shot: str = "") -> str:

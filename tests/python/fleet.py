@@ -47,9 +47,16 @@ def run(command: list, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+REPO = Path(__file__).resolve().parents[2]
+# The prefixes of the topics this session made, deleted when it ends.
+OUR_PREFIXES: list[str] = []
+
+
 def topics_of_our_own() -> list[str]:
-    """load's and simulate's flags naming five new topics."""
+    """load's and simulate's flags naming five new topics (deleted when the session
+    ends: see remove_our_topics)."""
     prefix = "dash" + uuid.uuid4().hex[:10]
+    OUR_PREFIXES.append(prefix)
     topics = []
     for flag, name in [
         ("--vehicle-topic", "vehicle"),
@@ -60,6 +67,22 @@ def topics_of_our_own() -> list[str]:
     ]:
         topics += [flag, f"{prefix}.{name}"]
     return topics
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_our_topics():
+    """At the end of the session, deletes the topics it made, with one call of Kafka's
+    own tool, so that a shared broker does not fill up with them."""
+    yield
+    if OUR_PREFIXES and os.environ.get("IOT_TEST_BOOTSTRAP"):
+        pattern = "(" + "|".join(OUR_PREFIXES) + r")\..*"
+        subprocess.run(
+            [REPO / "scripts" / "broker.sh", "kafka-topics", "--bootstrap-server", bootstrap()]
+            + ["--delete", "--if-exists", "--topic", pattern],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
 
 
 def topic_variables(topics: list[str]) -> dict[str, str]:

@@ -503,4 +503,9 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(FillResponses(fakesnow), host=args.host, port=args.port, log_level="warning")
+    try:
+        uvicorn.run(FillResponses(fakesnow), host=args.host, port=args.port, log_level="warning")
+    finally:
+        # fakesnow keeps every stage's files in a temporary folder it makes on import
+        # and never removes.
+        shutil.rmtree(stage.LOCAL_BUCKET_PATH, ignore_errors=True)

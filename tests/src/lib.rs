@@ -97,7 +97,8 @@ pub fn delete_topics(bootstrap: &str, topics: &Topics) {
 /// Deletes every message of `topic` partition `partition` below `before`, as
 /// retention would, with `kafka-delete-records`.
 pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) {
-    let file = scratch_dir().join("delete-records.json");
+    let scratch = scratch_dir();
+    let file = scratch.path().join("delete-records.json");
     let json = serde_json::json!({
         "version": 1,
         "partitions": [{ "topic": topic, "partition": partition, "offset": before }],
@@ -149,7 +150,7 @@ pub fn binary(name: &str) -> Command {
         path.display()
     );
     let mut command = Command::new(path);
-    let scratch = std::env::temp_dir().join(format!("iot-tests-{}", uuid::Uuid::new_v4()));
+    let scratch = process_scratch().join(uuid::Uuid::new_v4().to_string());
     std::fs::create_dir_all(&scratch).expect("temp dir is writable");
     command.current_dir(&scratch);
     for (key, _) in std::env::vars() {
@@ -175,6 +176,43 @@ pub fn binary(name: &str) -> Command {
 }
 
 /// Topics no other test uses.
+/// Deletes `topics` from the broker at `bootstrap` when dropped: a test's topics go
+/// with it, also when it fails, so a shared broker does not fill up with them.
+pub struct TopicsGuard {
+    bootstrap: String,
+    topics: Topics,
+}
+
+/// A guard that deletes `topics` when the test ends.
+pub fn remove_at_end(bootstrap: &str, topics: &Topics) -> TopicsGuard {
+    TopicsGuard {
+        bootstrap: bootstrap.to_owned(),
+        topics: topics.clone(),
+    }
+}
+
+impl Drop for TopicsGuard {
+    fn drop(&mut self) {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+        let Ok(admin) = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create::<AdminClient<DefaultClientContext>>()
+        else {
+            return;
+        };
+        let names: Vec<&str> = self.topics.iter().map(|(_, t)| t).collect();
+        // Asked, not waited for: the broker deletes them in its own time. A broker
+        // the test stopped does not hold the test up for long.
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let _ = runtime.block_on(admin.delete_topics(&names, &options));
+    }
+}
+
 pub fn unique_topics() -> Topics {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let run = &run[..12];
@@ -347,11 +385,37 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
     })
 }
 
-/// A fresh directory for one test's files.
-pub fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("iot-tests-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir is writable");
-    dir
+/// The folder of this test process's programs' working folders (see [`binary`]).
+static PROCESS_SCRATCH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A folder for this test process, removed with all it holds when the process exits
+/// (the test harness returns from main, whichever tests failed): for what outlives
+/// a function, such as the working folder of a program a test starts.
+fn process_scratch() -> &'static std::path::Path {
+    extern "C" fn remove() {
+        if let Some(dir) = PROCESS_SCRATCH.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    PROCESS_SCRATCH.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("iot-tests-")
+            .tempdir()
+            .expect("temp dir is writable")
+            .keep();
+        // SAFETY: `remove` is a plain function that only reads a static.
+        unsafe { libc::atexit(remove) };
+        dir
+    })
+}
+
+/// A fresh directory for one test's files, removed with all it holds when dropped:
+/// also when the test fails, as a panic unwinds through the drop.
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("iot-tests-")
+        .tempdir()
+        .expect("temp dir is writable")
 }
 
 /// A valid GPS reading as JSON, its id ending in `n` (0 to 99).
@@ -809,6 +873,8 @@ pub struct PrivateBroker {
     pub bootstrap: String,
     port: u16,
     dir: PathBuf,
+    /// Holds `dir`; removed after the broker is stopped.
+    _scratch: tempfile::TempDir,
 }
 
 impl PrivateBroker {
@@ -817,10 +883,12 @@ impl PrivateBroker {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let scratch = scratch_dir();
         let broker = Self {
             bootstrap: format!("127.0.0.1:{port}"),
             port,
-            dir: scratch_dir().join("broker"),
+            dir: scratch.path().join("broker"),
+            _scratch: scratch,
         };
         broker.start_again();
         broker

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    binary, bootstrap, partition_count, read_topic, run, topic_args, topic_ends, unique_topics,
-    wait_until,
+    binary, bootstrap, partition_count, read_topic, remove_at_end, run, topic_args, topic_ends,
+    unique_topics, wait_until,
 };
 use serde_json::Value;
 
@@ -100,6 +100,11 @@ fn potsdam_to_leipzig_offline_is_coherent_and_reproducible() {
             distance_km(last_lat, last_lon, leipzig.0, leipzig.1) < 5.0,
             "{device} ends away from Leipzig"
         );
+        // It braked to a standstill there: its last fix reads 0 km/h, at the place of
+        // the fix before it.
+        let last = readings[readings.len() - 1];
+        assert_eq!(last["speed_kmh"].as_f64(), Some(0.0), "{device}: {last}");
+        assert_eq!(at(readings[readings.len() - 2]), at(last), "{device}");
 
         let times: Vec<i64> = readings
             .iter()
@@ -152,6 +157,7 @@ fn potsdam_to_leipzig_offline_is_coherent_and_reproducible() {
 fn every_event_reaches_the_broker_once_keyed_by_device() {
     let bootstrap = bootstrap();
     let topics = unique_topics();
+    let _gone = remove_at_end(&bootstrap, &topics);
     let common = [
         "--from",
         "Potsdam",
@@ -228,6 +234,7 @@ fn every_event_reaches_the_broker_once_keyed_by_device() {
 fn existing_topics_are_left_as_they_are() {
     let bootstrap = bootstrap();
     let topics = unique_topics();
+    let _gone = remove_at_end(&bootstrap, &topics);
     let mut args: Vec<String> = [
         "--from",
         "Potsdam",
@@ -412,6 +419,52 @@ fn an_unknown_place_is_named_and_fails() {
 }
 
 #[test]
+fn a_route_from_a_place_to_itself_says_so_and_fails() {
+    let output = simulate(&["--from", "Berlin", "--to", "berlin", "--sink", "stdout"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Berlin and berlin are the same place") && stderr.contains("--from"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// `simulate --sink stdout | head -3`: the run ends when the reader goes, and its
+/// summary counts the lines standard output took, not Kafka deliveries.
+#[test]
+fn a_reader_that_closes_stdout_ends_the_run_and_the_summary_counts_what_it_took() {
+    use std::io::{BufRead, BufReader};
+    let mut child = binary("simulate")
+        .args([
+            "--from", "Potsdam", "--to", "Leipzig", "--speed", "max", "--sink", "stdout",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("{\"topic\":"), "{line}");
+    }
+    drop(out);
+    let output = iot_tests::finish(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let written: u64 = stderr
+        .split("written to stdout ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of lines written: {stderr}"));
+    assert!(written >= 3, "{stderr}");
+    assert!(stderr.contains("then its reader closed it"), "{stderr}");
+    assert!(!stderr.contains("delivered"), "{stderr}");
+}
+
+#[test]
 fn an_unreachable_broker_fails_quickly_and_says_where() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -447,6 +500,7 @@ fn ctrl_c_stops_generating_and_delivers_what_was_sent() {
 
     let bootstrap = bootstrap();
     let topics = unique_topics();
+    let _gone = remove_at_end(&bootstrap, &topics);
     let mut child = binary("simulate")
         .args([
             "--from",

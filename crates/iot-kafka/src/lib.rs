@@ -2,6 +2,8 @@
 //! environment names the Python pipeline used), one check that the broker answers,
 //! and one place that creates missing topics.
 
+mod log;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -12,6 +14,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+
+pub use log::librdkafka_log;
 
 /// Where the local broker listens: `scripts/broker.sh` and docker-compose both use it.
 pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";

@@ -56,12 +56,21 @@ fn run_with<D: Destination + Send + 'static>(
     // From here this thread, and librdkafka's threads started after, run below it.
     let writer = Writer::spawn(Arc::clone(&destination), options.topics.clone());
     let reader = Arc::clone(&destination);
-    let source = KafkaSource::open(
+    let mut load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
+    let source = match KafkaSource::open(
         options,
         Box::new(move || lock(&reader).stored_offsets()),
         writer.waiter(source::REVOKE_WAIT),
-    )?;
-    let load = LoadRecord::new(uuid::Uuid::new_v4().to_string(), Timestamp::now());
+    ) {
+        Ok(source) => source,
+        Err(e) => {
+            // A run that never read (the broker out of reach, a topic missing) is a
+            // run too: _loads says it failed, and why.
+            let error = LoadError::from(e);
+            record_failure(&mut *lock(&destination), &mut load, &error);
+            return Err(error);
+        }
+    };
     tracing::info!(load_id = %load.load_id, "load started");
     let mut run = Loader {
         destination,
@@ -396,9 +405,8 @@ mod tests {
 
     #[test]
     fn a_failed_run_says_so_in_loads_with_its_error_and_what_it_committed() {
-        let dir = std::env::temp_dir().join(format!("iot-load-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("failed.duckdb");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failed.duckdb");
         let topics = Topics::default();
         let mut duck = DuckDb::new(
             DuckDbOptions {

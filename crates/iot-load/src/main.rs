@@ -33,7 +33,8 @@ Exit status:
   4   the destination could not be opened or written
   5   the Kafka broker could not be reached (at the start, or it went away during
       the run), the Kafka settings are invalid, a topic does not exist (cron
-      mode), or the consumer group gave this loader no partitions in time
+      mode), or the consumer group never answered this loader (not even with an
+      empty share)
   6   the destination refused the credentials or a setting (user, password, key,
       role, warehouse, database): the message names the variable to fix
   7   Snowflake refused a statement for want of a privilege: the message names
@@ -114,8 +115,10 @@ struct Cli {
 
     /// Consumer group: loaders with the same group share the topics' partitions
     /// (run several for more throughput; each partition is loaded by one at a time).
-    /// A cron run the group gives no partitions waits for a share up to
-    /// 3 × --kafka-timeout (at least 30 s), then exits 0. Loaded offsets are also committed to it, for lag dashboards. Also read from
+    /// A cron run the group gives an empty share (more loaders than partitions) waits
+    /// for a share up to 3 × --kafka-timeout (at least 30 s), then exits 0; one the
+    /// group never answers exits 5. Loaded offsets are also committed to it, for lag
+    /// dashboards. Also read from
     /// SOURCES__KAFKA__CREDENTIALS__GROUP_ID. [default: iot-load]
     #[arg(long, env = "KAFKA_GROUP_ID", value_name = "GROUP")]
     group_id: Option<String>,

@@ -367,10 +367,9 @@ mod tests {
 
     #[test]
     fn batches_commit_in_turn_and_a_stale_one_comes_back_refused() {
-        let dir = std::env::temp_dir().join(format!("iot-load-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let options = DuckDbOptions {
-            path: dir.join("writer.duckdb"),
+            path: dir.path().join("writer.duckdb"),
             ..DuckDbOptions::default()
         };
         let destination = Arc::new(Mutex::new(DuckDb::new(options, Topics::default())));

@@ -144,6 +144,10 @@ pub struct Summary {
     pub simulated: Duration,
     pub vehicles: usize,
     pub interrupted: bool,
+    /// The events went to standard output, as lines, not to Kafka.
+    pub to_stdout: bool,
+    /// Standard output's reader closed it before the run ended.
+    pub stdout_closed: bool,
 }
 
 impl Summary {
@@ -178,15 +182,28 @@ impl std::fmt::Display for Summary {
         for (kind, n) in EventKind::ALL.iter().zip(self.events) {
             writeln!(f, "  {:<16} {n:>10}", kind.default_topic())?;
         }
-        write!(
-            f,
-            "  {:<16} {:>10}\n  delivered {}, failed {}, {:.0} events/s",
-            "total",
-            self.total(),
-            self.delivered,
-            self.failed,
-            self.delivered as f64 / secs
-        )?;
+        writeln!(f, "  {:<16} {:>10}", "total", self.total())?;
+        if self.to_stdout {
+            write!(
+                f,
+                "  written to stdout {}{}, {:.0} lines/s",
+                self.delivered,
+                if self.stdout_closed {
+                    ", then its reader closed it"
+                } else {
+                    ""
+                },
+                self.delivered as f64 / secs
+            )?;
+        } else {
+            write!(
+                f,
+                "  delivered {}, failed {}, {:.0} events/s",
+                self.delivered,
+                self.failed,
+                self.delivered as f64 / secs
+            )?;
+        }
         if let Some(e) = &self.first_error {
             write!(f, "\n  first failure: {e}")?;
         }
@@ -262,11 +279,10 @@ pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, Simula
             "stopping: waiting for outstanding deliveries"
         );
     }
-    let report = match sink.finish().await {
-        Ok(report) => report,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Default::default(),
-        Err(e) => return Err(SimulateError::Output(e)),
-    };
+    let to_stdout = matches!(sink, Sink::Stdout(_));
+    let report = sink.finish().await.map_err(SimulateError::Output)?;
+    summary.to_stdout = to_stdout;
+    summary.stdout_closed = report.closed;
     summary.delivered = report.delivered;
     summary.failed = report.failed;
     summary.first_error = report.first_error;

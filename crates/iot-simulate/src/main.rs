@@ -25,7 +25,7 @@ Exit status:
   0  every event was delivered
   1  another failure (e.g. writing to standard output)
   2  invalid flags or fleet file
-  3  unknown place, or no road near it
+  3  unknown place, the same place twice, or no road near it
   4  OpenRouteService refused the key, kept rate-limiting, or could not be reached
   5  the Kafka broker could not be reached, or the Kafka settings are invalid
   6  some events could not be delivered

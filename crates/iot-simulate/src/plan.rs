@@ -21,6 +21,9 @@ pub struct Trip {
     pub vehicles: Vec<VehicleSpec>,
 }
 
+/// Ends closer than this, metres, are one place: there is no route to drive.
+const SAME_PLACE_M: f64 = 100.0;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(
@@ -28,6 +31,15 @@ pub enum PlanError {
          give it as lat,lon (e.g. 52.3906,13.0645) or set OPENROUTE_KEY to look it up online"
     )]
     UnknownPlace { name: String, suggestion: String },
+    #[error(
+        "{from} and {to} are the same place ({metres:.0} m apart), so there is no route to \
+         drive: give two places apart (e.g. --from Potsdam --to Leipzig)"
+    )]
+    SamePlace {
+        from: String,
+        to: String,
+        metres: f64,
+    },
     #[error("cannot look up {name:?}: {source}")]
     Geocode {
         name: String,
@@ -60,16 +72,19 @@ impl PlanError {
             PlanError::Geocode { source, .. } | PlanError::Routing { source, .. } => {
                 source.is_retriable()
             }
-            PlanError::UnknownPlace { .. } | PlanError::Offline { .. } | PlanError::Client(_) => {
-                false
-            }
+            PlanError::UnknownPlace { .. }
+            | PlanError::SamePlace { .. }
+            | PlanError::Offline { .. }
+            | PlanError::Client(_) => false,
         }
     }
 
     /// Whether the fault is in the places given rather than in the routing service.
     pub fn is_bad_place(&self) -> bool {
         match self {
-            PlanError::UnknownPlace { .. } | PlanError::Offline { .. } => true,
+            PlanError::UnknownPlace { .. }
+            | PlanError::SamePlace { .. }
+            | PlanError::Offline { .. } => true,
             PlanError::Client(_) => false,
             PlanError::Geocode { source, .. } | PlanError::Routing { source, .. } => {
                 matches!(source, OrsError::NoRoadNear { .. } | OrsError::NotFound(_))
@@ -90,6 +105,14 @@ pub async fn resolve(
     for plan in plans {
         let from = locate(&plan.from, gazetteer, ors).await?;
         let to = locate(&plan.to, gazetteer, ors).await?;
+        let metres = from.distance_m(to);
+        if metres < SAME_PLACE_M {
+            return Err(PlanError::SamePlace {
+                from: plan.from.clone(),
+                to: plan.to.clone(),
+                metres,
+            });
+        }
         let route = match ors {
             Some(client) => {
                 let ends = Ends {

@@ -5,7 +5,7 @@
 //! from writing a message twice), and reports each message's fate on its own thread,
 //! where it is counted; the run waits for the last reports at the end.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -24,6 +24,9 @@ pub struct DeliveryReport {
     pub failed: u64,
     /// The first failure, to show the user what went wrong.
     pub first_error: Option<String>,
+    /// Standard output was closed by its reader (`simulate --sink stdout | head`)
+    /// before the run ended.
+    pub closed: bool,
 }
 
 impl DeliveryReport {
@@ -89,7 +92,11 @@ impl Receipts {
     }
 }
 
-impl ClientContext for Receipts {}
+impl ClientContext for Receipts {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        iot_kafka::librdkafka_log(level, facility, message);
+    }
+}
 
 impl ProducerContext for Receipts {
     type DeliveryOpaque = ();
@@ -164,16 +171,22 @@ impl KafkaSink {
     }
 }
 
-/// Writes `{"topic":…,"key":…,"value":{…}}` lines, one per event.
+/// Writes `{"topic":…,"key":…,"value":{…}}` lines, one per event, 64 KB at a time.
+/// A line counts as delivered once standard output has taken it whole, up to its
+/// newline (the JSON of an event holds none).
 pub struct StdoutSink {
-    out: BufWriter<io::Stdout>,
+    out: io::Stdout,
+    buffer: Vec<u8>,
     report: DeliveryReport,
 }
+
+const STDOUT_BUFFER: usize = 1 << 16;
 
 impl Default for StdoutSink {
     fn default() -> Self {
         Self {
-            out: BufWriter::with_capacity(1 << 16, io::stdout()),
+            out: io::stdout(),
+            buffer: Vec::with_capacity(STDOUT_BUFFER + 1024),
             report: DeliveryReport::default(),
         }
     }
@@ -183,19 +196,51 @@ impl StdoutSink {
     fn send(&mut self, topic: &str, key: &[u8], payload: &[u8]) -> io::Result<()> {
         // Topic names are plain ASCII (Kafka allows only [a-zA-Z0-9._-]) and keys are
         // UUIDs, so neither needs escaping.
-        self.out.write_all(b"{\"topic\":\"")?;
-        self.out.write_all(topic.as_bytes())?;
-        self.out.write_all(b"\",\"key\":\"")?;
-        self.out.write_all(key)?;
-        self.out.write_all(b"\",\"value\":")?;
-        self.out.write_all(payload)?;
-        self.out.write_all(b"}\n")?;
-        self.report.delivered += 1;
+        self.buffer.extend_from_slice(b"{\"topic\":\"");
+        self.buffer.extend_from_slice(topic.as_bytes());
+        self.buffer.extend_from_slice(b"\",\"key\":\"");
+        self.buffer.extend_from_slice(key);
+        self.buffer.extend_from_slice(b"\",\"value\":");
+        self.buffer.extend_from_slice(payload);
+        self.buffer.extend_from_slice(b"}\n");
+        if self.buffer.len() >= STDOUT_BUFFER {
+            self.flush()?;
+        }
         Ok(())
     }
 
+    /// Writes the buffer, counting the lines taken as they go.
+    fn flush(&mut self) -> io::Result<()> {
+        let mut out = self.out.lock();
+        let mut written = 0;
+        let result = loop {
+            if written == self.buffer.len() {
+                break out.flush();
+            }
+            match out.write(&self.buffer[written..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    let taken = &self.buffer[written..written + n];
+                    self.report.delivered += taken.iter().filter(|&&b| b == b'\n').count() as u64;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.buffer.clear();
+        if let Err(e) = &result {
+            self.report.closed = e.kind() == io::ErrorKind::BrokenPipe;
+        }
+        result
+    }
+
+    /// Writes what is left; a reader that closed standard output ends the report
+    /// with what it took, not with an error.
     fn finish(mut self) -> io::Result<DeliveryReport> {
-        self.out.flush()?;
-        Ok(self.report)
+        match self.flush() {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
+            _ => Ok(self.report),
+        }
     }
 }

@@ -99,7 +99,9 @@ impl Vehicle {
     }
 
     /// One tick: drift the traffic a little, steer the speed towards what the road,
-    /// the road ahead and the distance to the destination allow, and move.
+    /// the road ahead and the distance to the destination allow, and move. The tick
+    /// after it reaches its destination the vehicle stands there, and has arrived:
+    /// its last readings say 0 km/h.
     pub fn drive(&mut self, tick: Duration, rng: &mut impl Rng) -> Motion {
         let dt = tick.as_secs_f64();
         let road = self.road.clone();
@@ -107,7 +109,16 @@ impl Vehicle {
         let length = route.length_m();
         let (from_m, v0) = (self.s, self.v);
 
-        let average_mps = if self.on_road {
+        let average_mps = if !self.on_road {
+            self.on_road = true;
+            0.0
+        } else if length - self.s < ARRIVED_WITHIN_M {
+            // At the destination: it stands still for this tick, reporting 0 km/h
+            // where it stopped, and has arrived.
+            self.v = 0.0;
+            self.arrived = true;
+            0.0
+        } else {
             self.traffic = (self.traffic * (1.0 - dt / 900.0)
                 + rng.random_range(-0.02..0.02) * dt.sqrt())
             .clamp(-0.3, 0.1);
@@ -134,12 +145,8 @@ impl Vehicle {
                 self.fuel_pct = 100.0;
             }
             ds / dt
-        } else {
-            self.on_road = true;
-            0.0
         };
         let to_m = self.s;
-        self.arrived = length - self.s < ARRIVED_WITHIN_M;
 
         let placed = route.place(self.s, self.segment);
         self.segment = placed.segment;

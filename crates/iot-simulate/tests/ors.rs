@@ -101,17 +101,16 @@ async fn a_cached_route_is_not_fetched_again() {
     let server = route_server(1).await;
     let cache = cache_dir();
 
-    let first = client(&server, Some(&cache))
+    let first = client(&server, Some(cache.path()))
         .directions(ends())
         .await
         .unwrap();
-    let second = client(&server, Some(&cache))
+    let second = client(&server, Some(cache.path()))
         .directions(ends())
         .await
         .unwrap();
     assert_eq!(first.points(), second.points());
-    assert_eq!(files(&cache).len(), 1);
-    std::fs::remove_dir_all(&cache).unwrap();
+    assert_eq!(files(cache.path()).len(), 1);
 }
 
 /// A server that answers `expect` route requests (checked as it drops) with the
@@ -127,9 +126,12 @@ async fn route_server(expect: u64) -> MockServer {
     server
 }
 
-/// A cache directory no other test uses.
-fn cache_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("ors-cache-{}", uuid::Uuid::new_v4()))
+/// A cache directory no other test uses, removed when dropped.
+fn cache_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ors-cache-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Every file below `dir`, with its contents.
@@ -151,25 +153,24 @@ fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
 async fn a_truncated_cache_entry_is_fetched_again_and_replaced() {
     let server = route_server(2).await;
     let cache = cache_dir();
-    client(&server, Some(&cache))
+    client(&server, Some(cache.path()))
         .directions(ends())
         .await
         .unwrap();
-    let [(entry, whole)] = files(&cache).try_into().unwrap();
+    let [(entry, whole)] = files(cache.path()).try_into().unwrap();
     // As a run killed mid-write would have left it before entries were renamed in.
     std::fs::write(&entry, &whole[..whole.len() / 2]).unwrap();
 
-    let route = client(&server, Some(&cache))
+    let route = client(&server, Some(cache.path()))
         .directions(ends())
         .await
         .unwrap();
     assert_eq!(route.points().len(), 5);
     assert_eq!(
-        files(&cache),
+        files(cache.path()),
         [(entry, whole)],
         "replaced whole, nothing beside it"
     );
-    std::fs::remove_dir_all(&cache).unwrap();
 }
 
 #[tokio::test]
@@ -179,7 +180,7 @@ async fn the_cache_keeps_each_service_apart() {
     for _ in 0..2 {
         let server = route_server(1).await;
         for _ in 0..2 {
-            client(&server, Some(&cache))
+            client(&server, Some(cache.path()))
                 .directions(ends())
                 .await
                 .unwrap();
@@ -187,8 +188,7 @@ async fn the_cache_keeps_each_service_apart() {
         servers.push(server);
     }
     // Each server was asked once (its expect(1) is checked as it drops).
-    assert_eq!(files(&cache).len(), 2);
-    std::fs::remove_dir_all(&cache).unwrap();
+    assert_eq!(files(cache.path()).len(), 2);
 }
 
 #[tokio::test]

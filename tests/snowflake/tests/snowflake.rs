@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    RawMessage, SnowflakeEmulator, assert_success, binary, bootstrap, create_topics,
+    RawMessage, SnowflakeEmulator, TopicsGuard, assert_success, binary, bootstrap, create_topics,
     duplicated_offsets_sql, group_lag, group_progress, interrupt, kill_at_random_points, produce,
-    read_topic, run, scratch_dir, simulate, snowflake, spawn, topic_args, unique_topics,
+    read_topic, remove_at_end, run, scratch_dir, simulate, snowflake, spawn, topic_args,
+    unique_topics,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -24,14 +25,17 @@ struct Fixture {
     snowflake: SnowflakeEmulator,
     schema: String,
     group: String,
+    _topics: TopicsGuard,
 }
 
 impl Fixture {
     fn new() -> Self {
         let run = uuid::Uuid::new_v4().simple().to_string();
+        let (bootstrap, topics) = (bootstrap(), unique_topics());
         Self {
-            bootstrap: bootstrap(),
-            topics: unique_topics(),
+            _topics: remove_at_end(&bootstrap, &topics),
+            bootstrap,
+            topics,
             snowflake: snowflake(),
             schema: format!("t{}", &run[..12]),
             group: format!("iot-load-{run}"),
@@ -512,6 +516,8 @@ fn an_unreachable_endpoint_is_exit_4_and_the_password_stays_secret() {
 struct Loader {
     child: Child,
     log: std::path::PathBuf,
+    /// Holds `log`'s folder while the loader lives.
+    _scratch: tempfile::TempDir,
 }
 
 impl Loader {
@@ -522,7 +528,8 @@ impl Loader {
     /// A loader logged in as `user` (the emulator answers every COMMIT of a user
     /// whose name starts with "slow" 3 s late).
     fn start_as(f: &Fixture, user: &str, args: &[&str]) -> Self {
-        let log = scratch_dir().join("load.log");
+        let scratch = scratch_dir();
+        let log = scratch.path().join("load.log");
         let child = f
             .load_command(args)
             .env("DESTINATION__SNOWFLAKE__CREDENTIALS__USERNAME", user)
@@ -532,7 +539,11 @@ impl Loader {
             .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
             .expect("load starts");
-        Self { child, log }
+        Self {
+            child,
+            log,
+            _scratch: scratch,
+        }
     }
 
     /// Waits for the loader to end; its exit code and log.

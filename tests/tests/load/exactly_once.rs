@@ -271,10 +271,7 @@ fn start_from_skips_what_came_before_that_time() {
     assert_success(&f.load(&[]));
     assert_eq!(f.rows(), 0);
 
-    let fresh = Fixture {
-        db: scratch_dir().join("fresh.duckdb"),
-        ..f
-    };
+    let fresh = f.with_db("fresh.duckdb");
     assert_success(&fresh.load(&["--start-from", "2000-01-01T00:00:00Z"]));
     assert_eq!(fresh.rows() as u64, produced);
 }

@@ -239,7 +239,9 @@ fn a_column_the_model_gained_is_added_and_old_rows_read_null() {
 
 #[test]
 fn a_database_file_that_cannot_be_created_is_exit_4() {
-    let db = scratch_dir()
+    let scratch = scratch_dir();
+    let db = scratch
+        .path()
         .join("no-such-directory")
         .join("iot_service.duckdb");
     let output = run(binary("load").arg("--duckdb-file").arg(&db), LIMIT);

@@ -58,7 +58,8 @@ fn an_unreachable_broker_is_exit_5() {
         .local_addr()
         .unwrap()
         .port();
-    let db = scratch_dir().join("x.duckdb");
+    let scratch = scratch_dir();
+    let db = scratch.path().join("x.duckdb");
     let output = run(
         binary("load")
             .args([
@@ -78,6 +79,16 @@ fn an_unreachable_broker_is_exit_5() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("127.0.0.1:{port}")));
+    // The run read nothing, and _loads still says it ran, failed, and why.
+    let runs = query_strings(
+        &db,
+        "SELECT status || ': ' || error FROM iot_stream._loads WHERE finished_at IS NOT NULL",
+    );
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(
+        runs[0].starts_with("failed: ") && runs[0].contains(&format!("127.0.0.1:{port}")),
+        "{runs:?}"
+    );
 }
 
 #[test]

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    PrivateBroker, RawMessage, assert_success, binary, bootstrap, create_topic, create_topics,
-    delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag, group_progress,
-    kill_at_random_points, produce, produce_to, produce_transactions, query_i64, query_strings,
-    read_topic, run, scratch_dir, simulate, simulate_command, spawn, topic_args, topic_ends,
-    unique_topics, wait_until,
+    PrivateBroker, RawMessage, TopicsGuard, assert_success, binary, bootstrap, create_topic,
+    create_topics, delete_records, delete_topics, duplicated_offsets_sql, finish, group_lag,
+    group_progress, kill_at_random_points, produce, produce_to, produce_transactions, query_i64,
+    query_strings, read_topic, remove_at_end, run, scratch_dir, simulate, simulate_command, spawn,
+    topic_args, topic_ends, unique_topics, wait_until,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -29,6 +29,9 @@ struct Fixture {
     topics: Topics,
     group: String,
     db: PathBuf,
+    /// Holds `db`'s folder while the fixture lives.
+    scratch: tempfile::TempDir,
+    _topics: TopicsGuard,
 }
 
 impl Fixture {
@@ -37,12 +40,22 @@ impl Fixture {
     }
 
     fn on(bootstrap: String) -> Self {
+        let topics = unique_topics();
         Self {
+            _topics: remove_at_end(&bootstrap, &topics),
             bootstrap,
-            topics: unique_topics(),
+            topics,
             group: format!("iot-load-{}", uuid::Uuid::new_v4()),
-            db: scratch_dir().join("iot_service.duckdb"),
+            db: PathBuf::new(),
+            scratch: scratch_dir(),
         }
+        .with_db("iot_service.duckdb")
+    }
+
+    /// The same fixture, with a database file of that name in its folder.
+    fn with_db(self, name: &str) -> Self {
+        let db = self.scratch.path().join(name);
+        Self { db, ..self }
     }
 
     /// Runs simulate into this fixture's topics; returns the events sent.

@@ -50,6 +50,14 @@ fn a_recreated_topic_is_refused_until_reset() {
         before,
         "nothing is written when the offsets do not fit"
     );
+    let refused = query_strings(
+        &f.db,
+        "SELECT status || ': ' || error FROM iot_stream._loads ORDER BY started_at DESC LIMIT 1",
+    );
+    assert!(
+        refused[0].starts_with("failed: ") && refused[0].contains("beyond the end"),
+        "_loads records the refused run: {refused:?}"
+    );
 
     // --reset-offsets reads the new topics from their earliest message: exactly
     // their messages, each offset once.

@@ -128,7 +128,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl ClientContext for Group {}
+impl ClientContext for Group {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        iot_kafka::librdkafka_log(level, facility, message);
+    }
+}
 
 impl ConsumerContext for Group {
     // Runs before librdkafka (incrementally) assigns or revokes the partitions;

@@ -220,16 +220,16 @@ mod tests {
     use crate::tables::tests::one_of_each;
     use schema::DuckDbSql;
 
-    /// A DuckDb writing a fresh file in a directory of its own.
-    fn scratch(name: &str) -> (DuckDb, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("iot-load-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// A DuckDb writing a fresh file in a directory of its own, removed when the
+    /// third part is dropped.
+    fn scratch(name: &str) -> (DuckDb, PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
         let options = DuckDbOptions {
             path: path.clone(),
             ..DuckDbOptions::default()
         };
-        (DuckDb::new(options, Topics::default()), path)
+        (DuckDb::new(options, Topics::default()), path, dir)
     }
 
     /// One event of each kind, as messages at offsets 0.. of partition 2.
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_table_larger_than_one_append_lands_whole_and_in_order() {
-        let (mut duck, path) = scratch("parts.duckdb");
+        let (mut duck, path, _dir) = scratch("parts.duckdb");
         let gps = one_of_each()
             .into_iter()
             .find(|e| e.kind() == EventKind::Gps)
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn every_value_reads_back_as_the_model_wrote_it() {
-        let (mut duck, path) = scratch("roundtrip.duckdb");
+        let (mut duck, path, _dir) = scratch("roundtrip.duckdb");
         let events = one_of_each();
         let batch = batch_of(&events);
         let mut batch = batch;
@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn the_file_is_closed_after_so_many_rows_and_reopened_for_the_next_batch() {
-        let (mut duck, path) = scratch("reopen.duckdb");
+        let (mut duck, path, _dir) = scratch("reopen.duckdb");
         let events = one_of_each();
         duck.reopen_after_rows = events.len() + 1;
         let load = LoadRecord::new("l".into(), Timestamp::now());
@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn a_batch_another_loader_committed_first_writes_nothing() {
-        let (mut duck, path) = scratch("race.duckdb");
+        let (mut duck, path, _dir) = scratch("race.duckdb");
         let events = one_of_each();
         let batch = batch_of(&events);
         let load = LoadRecord::new("first".into(), Timestamp::now());
