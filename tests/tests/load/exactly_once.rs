@@ -172,16 +172,7 @@ fn a_topic_written_in_transactions_loads_each_committed_message_once() {
 #[test]
 fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
     let f = Fixture::new();
-    let first = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "100",
-    ]);
+    let first = f.one_vehicle(100);
     let mut child = f
         .load_command(&["--follow", "--batch-timeout", "500ms"])
         .stdin(Stdio::null())
@@ -194,16 +185,7 @@ fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
     wait_until(LIMIT, "the follower loads the first events", || {
         progress() == first as i64
     });
-    let total = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "150",
-    ]);
+    let total = f.one_vehicle(150);
     assert!(total > first);
     // Caught up and waiting, the follower shows the group no lag.
     let with_messages = f.partitions_with_messages();
@@ -255,16 +237,7 @@ fn follow_mode_picks_up_new_events_and_ctrl_c_commits_them() {
 #[test]
 fn start_from_skips_what_came_before_that_time() {
     let f = Fixture::new();
-    let produced = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "120",
-    ]);
+    let produced = f.one_vehicle(120);
     assert_success(&f.load(&["--start-from", "2099-01-01T00:00:00Z"]));
     assert_eq!(f.rows(), 0, "every message is older than the start time");
     // Passed over for good: the offsets moved on, so a plain run adds nothing.

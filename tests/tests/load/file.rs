@@ -35,27 +35,9 @@ fn show_trips_on_a_file_dbt_has_not_built_says_how_to_build_it() {
 #[test]
 fn a_locked_file_exits_75_and_nothing_is_lost() {
     let f = Fixture::new();
-    let first = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "200",
-    ]);
+    let first = f.one_vehicle(200);
     assert_success(&f.load(&[]));
-    let second = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "300",
-    ]);
+    let second = f.one_vehicle(300);
 
     // Another process holds the file, as DBeaver does while connected: writing, or
     // only reading (a read-only open shares the file with readers, not a writer).
@@ -147,16 +129,7 @@ fn a_file_written_by_the_duckdb_2_0_loader_loads_on() {
     let old_rows = f.rows();
     assert_eq!(old_rows, 1500);
 
-    let produced = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "200",
-    ]);
+    let produced = f.one_vehicle(200);
     assert_success(&f.load(&[]));
 
     assert_eq!(query_strings(&f.db, extra_type), ["JSON"]);
@@ -193,16 +166,7 @@ fn a_file_written_by_the_duckdb_2_0_loader_loads_on() {
 #[test]
 fn a_column_the_model_gained_is_added_and_old_rows_read_null() {
     let f = Fixture::new();
-    f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "100",
-    ]);
+    f.one_vehicle(100);
     assert_success(&f.load(&[]));
     // Make the table look as an older loader left it, without accuracy_m.
     {
@@ -211,16 +175,7 @@ fn a_column_the_model_gained_is_added_and_old_rows_read_null() {
             .unwrap();
     }
     let old_rows = f.count("gps_data");
-    f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "100",
-    ]);
+    f.one_vehicle(100);
     assert_success(&f.load(&[]));
     assert_eq!(
         query_i64(

@@ -63,6 +63,21 @@ impl Fixture {
         simulate(&self.bootstrap, &self.topics, args)
     }
 
+    /// The first `events` events of one vehicle from Potsdam to Berlin.
+    fn one_vehicle(&self, events: u32) -> u64 {
+        let events = events.to_string();
+        self.simulate(&[
+            "--from",
+            "Potsdam",
+            "--to",
+            "Berlin",
+            "--vehicles",
+            "1",
+            "--max-events",
+            &events,
+        ])
+    }
+
     fn load_command(&self, args: &[&str]) -> std::process::Command {
         let mut command = binary("load");
         command

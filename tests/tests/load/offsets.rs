@@ -5,31 +5,13 @@ use super::*;
 #[test]
 fn a_recreated_topic_is_refused_until_reset() {
     let f = Fixture::new();
-    f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "400",
-    ]);
+    f.one_vehicle(400);
     assert_success(&f.load(&[]));
 
     // The topics are deleted and created anew: every partition now ends below the
     // offsets the file stored.
     delete_topics(&f.bootstrap, &f.topics);
-    let recreated = f.simulate(&[
-        "--from",
-        "Potsdam",
-        "--to",
-        "Berlin",
-        "--vehicles",
-        "1",
-        "--max-events",
-        "10",
-    ]);
+    let recreated = f.one_vehicle(10);
     assert_eq!(recreated, 10);
 
     let before = f.rows();
