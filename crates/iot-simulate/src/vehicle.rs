@@ -125,7 +125,12 @@ impl Vehicle {
             let here = route.speed_at(self.s, self.segment);
             let braking_distance = self.v * self.v / (2.0 * BRAKING) + 30.0;
             let ahead = route.speed_at(self.s + braking_distance, self.segment);
-            let to_stop = (2.0 * BRAKING * (length - self.s)).sqrt();
+            // The fastest it may end this tick at and still stop at the destination
+            // braking gently: v1 with v1² / 2B ≤ what is left after the tick, whose
+            // distance is (v0 + v1) / 2 · dt.
+            let left = (length - self.s - v0 * dt / 2.0).max(0.0);
+            let b_dt = BRAKING * dt;
+            let to_stop = ((b_dt * b_dt + 8.0 * BRAKING * left).sqrt() - b_dt) / 2.0;
             let target = (here.min(ahead) * self.temperament * (1.0 + self.traffic))
                 .min(to_stop)
                 .max(1.0);
