@@ -256,13 +256,16 @@ pub async fn run(options: Options, shutdown: Shutdown) -> Result<Summary, Simula
             let mut key = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let key = event.device_id().hyphenated().encode_lower(&mut key);
             let topic = options.topics.name(event.kind());
-            match sink.send(topic, key.as_bytes(), &payload).await {
+            let sent = sink.send(topic, key.as_bytes(), &payload).await;
+            // Counted once handed over: a line may reach standard output whole in
+            // the very write that found its reader gone.
+            summary.events[event.kind() as usize] += 1;
+            match sent {
                 Ok(()) => {}
                 // A closed pipe (`simulate … | head`) ends the run like Ctrl-C does.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break 'run,
                 Err(e) => return Err(SimulateError::Output(e)),
             }
-            summary.events[event.kind() as usize] += 1;
         }
         report_progress(&mut ticker, &simulation, &summary, sink.in_flight());
         if let Speed::Factor(factor) = options.speed {
