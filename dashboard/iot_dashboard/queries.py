@@ -26,6 +26,9 @@ TRACK_POINTS = 3000
 SERIES_POINTS = 1500
 
 
+# The Fleet map page.
+
+
 def overview(source: Source) -> pd.DataFrame:
     """One row: what the models hold (every event counted once)."""
     return source.query(
@@ -83,6 +86,9 @@ def cameras(source: Source) -> pd.DataFrame:
     )
 
 
+# The Trips page.
+
+
 def trips(source: Source) -> pd.DataFrame:
     """dbt's trips, with when the loader stored the newest reading it was built from."""
     return source.query(
@@ -125,6 +131,9 @@ def trip_cameras(source: Source, trip_id: str) -> pd.DataFrame:
     )
 
 
+# The Incidents page (the Fleet map marks them too).
+
+
 def incidents(source: Source) -> pd.DataFrame:
     return source.query(
         """
@@ -133,6 +142,9 @@ def incidents(source: Source) -> pd.DataFrame:
         FROM {a}.incidents ORDER BY reported_at DESC
         """
     )
+
+
+# The Weather page.
 
 
 def weather(source: Source) -> pd.DataFrame:
@@ -154,6 +166,9 @@ def weather(source: Source) -> pd.DataFrame:
     return frame.drop(columns=["hour", "slot"]).assign(period=period)[
         ["period", *frame.columns.drop(["hour", "slot"])]
     ]
+
+
+# The Pipeline health page: the loader's own tables ({s}).
 
 
 def loads(source: Source, newest: int = 50) -> pd.DataFrame:
