@@ -1,18 +1,15 @@
-//! The `load` command line: parses flags (and `.env`), runs, prints the summary and
-//! turns the outcome into an exit status.
+//! The command line: every flag with its variable, and the options it makes.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{Parser, ValueEnum};
 use iot_kafka::{KafkaArgs, TopicArgs, or_env};
 use iot_load::StartFrom;
 use iot_load::batch::BatchPolicy;
 use iot_load::destination::duckdb::{DEFAULT_STORAGE_VERSION, DuckDbOptions};
 use iot_load::destination::snowflake::{SnowflakeAuth, SnowflakeOptions, env};
-use iot_load::{DestinationOptions, Options, exit};
+use iot_load::{DestinationOptions, Options};
 use iot_model::Timestamp;
 use iot_runtime::parse_duration;
 
@@ -54,10 +51,10 @@ Examples:
 /// once: each message lands once in its table, or in _dead_letters with the reason.
 #[derive(Debug, Parser)]
 #[command(name = "load", version, after_help = AFTER_HELP)]
-struct Cli {
+pub struct Cli {
     /// Where to load into.
     #[arg(long, env = "LOAD_DEST", value_enum, default_value_t = Dest::Duckdb)]
-    dest: Dest,
+    pub dest: Dest,
 
     /// The DuckDB database file; created if missing.
     #[arg(
@@ -66,7 +63,7 @@ struct Cli {
         value_name = "PATH",
         default_value = "iot_service.duckdb"
     )]
-    duckdb_file: PathBuf,
+    pub duckdb_file: PathBuf,
 
     /// Schema the tables are created in (the pipeline's dataset name).
     #[arg(
@@ -75,43 +72,43 @@ struct Cli {
         value_name = "NAME",
         default_value = "iot_stream"
     )]
-    dataset: String,
+    pub dataset: String,
 
     /// Storage format of a new DuckDB file. v1.4.0 opens in DuckDB 1.4 and later,
     /// and so in current DBeaver drivers.
     #[arg(long, env = "DUCKDB_STORAGE_VERSION", value_name = "VERSION", default_value = DEFAULT_STORAGE_VERSION)]
-    storage_version: String,
+    pub storage_version: String,
 
     /// How long to wait for another program (DBeaver) to release the database file
     /// before giving up with exit status 75.
     #[arg(long, env = "LOAD_LOCK_TIMEOUT", value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]
-    lock_timeout: Duration,
+    pub lock_timeout: Duration,
 
     /// Messages per transaction.
     #[arg(long, env = "LOAD_BATCH_SIZE", value_name = "N",
           default_value_t = BatchPolicy::default().max_messages as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
-    batch_size: u32,
+    pub batch_size: u32,
 
     /// Commit a batch once its first message has waited this long.
     #[arg(long, env = "LOAD_BATCH_TIMEOUT", value_name = "DURATION", default_value = "5s",
           value_parser = parse_duration)]
-    batch_timeout: Duration,
+    pub batch_timeout: Duration,
 
     /// Keep loading new messages until Ctrl-C, instead of exiting once caught up.
     #[arg(long, env = "LOAD_FOLLOW")]
-    follow: bool,
+    pub follow: bool,
 
     /// For partitions never loaded before, start at the first message at or after
     /// this time (RFC 3339) instead of the earliest.
     #[arg(long, env = "LOAD_START_FROM", value_name = "TIME", value_parser = parse_time)]
-    start_from: Option<Timestamp>,
+    pub start_from: Option<Timestamp>,
 
     /// Accept stored offsets beyond a partition's end (the topic was recreated) by
     /// reading such partitions from their earliest message.
     #[arg(long, env = "LOAD_RESET_OFFSETS")]
-    reset_offsets: bool,
+    pub reset_offsets: bool,
 
     /// Consumer group: loaders with the same group share the topics' partitions
     /// (run several for more throughput; each partition is loaded by one at a time).
@@ -121,19 +118,19 @@ struct Cli {
     /// dashboards. Also read from
     /// SOURCES__KAFKA__CREDENTIALS__GROUP_ID. [default: iot-load]
     #[arg(long, env = "KAFKA_GROUP_ID", value_name = "GROUP")]
-    group_id: Option<String>,
+    pub group_id: Option<String>,
 
     /// A fixed member id within the group (Kafka's static membership), unique per
     /// loader: a loader restarted with the same id, after a crash say, takes its
     /// partitions back at once instead of waiting the group's 10 s session timeout.
     #[arg(long, env = "LOAD_INSTANCE_ID", value_name = "ID")]
-    instance_id: Option<String>,
+    pub instance_id: Option<String>,
 
     /// Print one line per trip of the DuckDB file and exit, loading nothing. The
     /// trips are dbt's model (scripts/dbt.sh builds it), in schema DBT_SCHEMA
     /// [default: the dataset's name + _analytics].
     #[arg(long, env = "LOAD_SHOW_TRIPS", conflicts_with = "json")]
-    show_trips: bool,
+    pub show_trips: bool,
 
     /// Also print the outcome as one JSON object on stdout, for the programs that
     /// run load (scripts/pipeline.sh, the Prefect flow): "status" (completed,
@@ -141,57 +138,57 @@ struct Cli {
     /// "dead_letters", "lag", "error", and where it loaded: "dest", "dataset",
     /// "duckdb_file" (absolute) or the Snowflake settings other than secrets.
     #[arg(long, env = "LOAD_JSON")]
-    json: bool,
+    pub json: bool,
 
     /// Print a progress line every two seconds (default: when stderr is a terminal).
     #[arg(long, env = "LOAD_PROGRESS", value_name = "BOOL")]
-    progress: Option<bool>,
+    pub progress: Option<bool>,
 
     /// How long a failing batch is tried again when the failure may pass (network,
     /// service errors, a collision with another loader) before load gives up.
     #[arg(long, env = "LOAD_RETRY_FOR", value_name = "DURATION", default_value = "2m",
           value_parser = parse_duration, help_heading = "Snowflake")]
-    retry_for: Duration,
+    pub retry_for: Duration,
 
     /// Snowflake account identifier, such as xy12345.eu-central-1 or myorg-myaccount.
     #[arg(long, env = env::ACCOUNT, value_name = "ACCOUNT", help_heading = "Snowflake")]
-    snowflake_account: Option<String>,
+    pub snowflake_account: Option<String>,
 
     /// Snowflake user name.
     #[arg(long, env = env::USER, value_name = "USER", help_heading = "Snowflake")]
-    snowflake_user: Option<String>,
+    pub snowflake_user: Option<String>,
 
     /// Database the dataset's schema is created in; it must exist.
     #[arg(long, env = env::DATABASE, value_name = "DATABASE", help_heading = "Snowflake")]
-    snowflake_database: Option<String>,
+    pub snowflake_database: Option<String>,
 
     /// Warehouse to run the statements on [default: the user's default].
     #[arg(long, env = env::WAREHOUSE, value_name = "WAREHOUSE", help_heading = "Snowflake")]
-    snowflake_warehouse: Option<String>,
+    pub snowflake_warehouse: Option<String>,
 
     /// Role to use [default: the user's default].
     #[arg(long, env = env::ROLE, value_name = "ROLE", help_heading = "Snowflake")]
-    snowflake_role: Option<String>,
+    pub snowflake_role: Option<String>,
 
     /// PEM file with the private key for key-pair authentication (PKCS#8, not
     /// encrypted), used instead of the password.
     #[arg(long, env = env::PRIVATE_KEY_PATH, value_name = "PATH", help_heading = "Snowflake")]
-    snowflake_private_key_path: Option<PathBuf>,
+    pub snowflake_private_key_path: Option<PathBuf>,
 
     /// Send Snowflake requests to this URL instead of
     /// https://ACCOUNT.snowflakecomputing.com (private link, proxies, emulators).
     #[arg(long, env = env::URL, value_name = "URL", help_heading = "Snowflake")]
-    snowflake_url: Option<reqwest::Url>,
+    pub snowflake_url: Option<reqwest::Url>,
 
     #[command(flatten)]
-    topics: TopicArgs,
+    pub topics: TopicArgs,
 
     #[command(flatten)]
-    kafka: KafkaArgs,
+    pub kafka: KafkaArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Dest {
+pub enum Dest {
     Duckdb,
     Snowflake,
 }
@@ -201,169 +198,8 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
         .map_err(|e| format!("{e}; expected RFC 3339 such as 2026-05-01T08:00:00Z"))
 }
 
-fn main() -> ExitCode {
-    if let Err(e) = iot_runtime::load_dotenv() {
-        iot_runtime::say!("error: {e}");
-        return ExitCode::from(exit::USAGE);
-    }
-    let cli = Cli::parse();
-    if let Err(e) = cli.topics.check_distinct() {
-        Cli::command().error(ErrorKind::ArgumentConflict, e).exit();
-    }
-    iot_runtime::init_logging();
-    if cli.show_trips {
-        return show_trips(&cli);
-    }
-    let json = cli.json.then(|| Outcome::of(&cli));
-    let options = match options(cli) {
-        Ok(options) => options,
-        Err(e) => return fail(json, exit::USAGE, e),
-    };
-    // The loader blocks from start to end (see docs/architecture.md); the runtime only
-    // watches for Ctrl-C and SIGTERM meanwhile.
-    let outcome = iot_runtime::run_until_done(|shutdown| async move {
-        tokio::task::spawn_blocking(move || iot_load::run(options, &shutdown)).await
-    });
-    let outcome = match outcome {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(crashed)) => {
-            let error = format!("the loader stopped unexpectedly: {crashed}");
-            return fail(json, exit::FAILURE, error);
-        }
-        Err(e) => return fail(json, exit::FAILURE, e.to_string()),
-    };
-    match outcome {
-        Ok(summary) => {
-            iot_runtime::say!("{summary}");
-            match json {
-                Some(json) => json.print(exit::OK, Some(&summary), None),
-                None => ExitCode::from(exit::OK),
-            }
-        }
-        Err(e) => fail(json, e.exit_code(), iot_runtime::error_chain(&e)),
-    }
-}
-
-/// `--show-trips`: the trips dbt built in the DuckDB file, one line each.
-fn show_trips(cli: &Cli) -> ExitCode {
-    if matches!(cli.dest, Dest::Snowflake) {
-        iot_runtime::say!(
-            "error: --show-trips reads the DuckDB file; query the trips in Snowflake instead"
-        );
-        return ExitCode::from(exit::USAGE);
-    }
-    let schema = std::env::var("DBT_SCHEMA")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("{}_analytics", cli.dataset));
-    match iot_load::report::trips(&cli.duckdb_file, &schema) {
-        Ok(report) => {
-            use std::io::Write as _;
-            // A reader that stopped early (`| head`) is no error.
-            match writeln!(std::io::stdout(), "{report}") {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    iot_runtime::say!("error: cannot print the trips: {e}");
-                    ExitCode::from(exit::FAILURE)
-                }
-                _ => ExitCode::from(exit::OK),
-            }
-        }
-        Err(e) => {
-            iot_runtime::say!("error: {}", iot_runtime::error_chain(&e));
-            ExitCode::from(exit::DESTINATION)
-        }
-    }
-}
-
-/// Says why the run failed, also as JSON where asked, and exits with `status`.
-fn fail(json: Option<Outcome>, status: u8, error: String) -> ExitCode {
-    iot_runtime::say!("error: {error}");
-    match json {
-        Some(json) => json.print(status, None, Some(&error)),
-        None => ExitCode::from(status),
-    }
-}
-
-/// Where a run loads, as `--json` reports it with the run's outcome: the settings
-/// the next step (dbt) needs to read the same data, secrets left out.
-struct Outcome(serde_json::Map<String, serde_json::Value>);
-
-impl Outcome {
-    fn of(cli: &Cli) -> Self {
-        use serde_json::json;
-        let mut fields = serde_json::Map::new();
-        fields.insert("dataset".into(), json!(cli.dataset));
-        match cli.dest {
-            Dest::Duckdb => {
-                fields.insert("dest".into(), json!("duckdb"));
-                let file = std::path::absolute(&cli.duckdb_file)
-                    .unwrap_or_else(|_| cli.duckdb_file.clone());
-                fields.insert("duckdb_file".into(), json!(file));
-            }
-            Dest::Snowflake => {
-                fields.insert("dest".into(), json!("snowflake"));
-                let settings = [
-                    ("snowflake_account", &cli.snowflake_account),
-                    ("snowflake_user", &cli.snowflake_user),
-                    ("snowflake_database", &cli.snowflake_database),
-                    ("snowflake_warehouse", &cli.snowflake_warehouse),
-                    ("snowflake_role", &cli.snowflake_role),
-                ];
-                for (name, value) in settings {
-                    fields.insert(name.into(), json!(value));
-                }
-                let key = cli.snowflake_private_key_path.as_ref();
-                fields.insert(
-                    "snowflake_private_key_path".into(),
-                    json!(key.map(|k| std::path::absolute(k).unwrap_or_else(|_| k.clone()))),
-                );
-                let url = cli.snowflake_url.as_ref().map(|u| u.as_str());
-                fields.insert("snowflake_url".into(), json!(url));
-            }
-        }
-        Self(fields)
-    }
-
-    /// Prints the outcome as one line of JSON on stdout and exits with `status`.
-    fn print(
-        mut self,
-        status: u8,
-        summary: Option<&iot_load::Summary>,
-        error: Option<&str>,
-    ) -> ExitCode {
-        use serde_json::json;
-        let fields = &mut self.0;
-        let state = match summary {
-            Some(s) if s.interrupted => "interrupted",
-            Some(_) => "completed",
-            None => "failed",
-        };
-        fields.insert("status".into(), json!(state));
-        fields.insert("exit_status".into(), json!(status));
-        fields.insert("error".into(), json!(error));
-        let load = summary.map(|s| &s.load);
-        fields.insert("load_id".into(), json!(load.map(|l| &l.load_id)));
-        fields.insert("rows".into(), json!(load.map_or(0, |l| l.total_rows())));
-        fields.insert("rows_per_table".into(), json!(load.map(|l| &l.rows)));
-        fields.insert(
-            "dead_letters".into(),
-            json!(load.map_or(0, |l| l.dead_letters)),
-        );
-        fields.insert("lag".into(), json!(summary.and_then(|s| s.lag)));
-        let seconds = summary.map(|s| (s.elapsed.as_secs_f64() * 10.0).round() / 10.0);
-        fields.insert("elapsed_s".into(), json!(seconds));
-        use std::io::Write as _;
-        match writeln!(std::io::stdout(), "{}", serde_json::Value::Object(self.0)) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                iot_runtime::say!("error: cannot print the outcome: {e}");
-                ExitCode::from(exit::FAILURE)
-            }
-            _ => ExitCode::from(status),
-        }
-    }
-}
-
-fn options(cli: Cli) -> Result<Options, String> {
+/// What the flags ask of a run.
+pub fn options(cli: Cli) -> Result<Options, String> {
     let destination = match cli.dest {
         Dest::Duckdb => DestinationOptions::DuckDb(DuckDbOptions {
             path: cli.duckdb_file,
