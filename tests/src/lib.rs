@@ -317,6 +317,22 @@ pub fn partition_count(bootstrap: &str, topic: &str) -> usize {
     metadata.topics()[0].partitions().len()
 }
 
+/// The names of the topics on the broker.
+pub fn topic_names(bootstrap: &str) -> std::collections::BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer config is valid");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("the broker's metadata");
+    metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
 /// Starts a command with nothing on its input and its output piped, for [`finish`].
 pub fn spawn(command: &mut Command) -> std::process::Child {
     use std::process::Stdio;

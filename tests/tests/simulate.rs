@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use iot_model::{EventKind, Topics};
 use iot_tests::{
-    binary, bootstrap, partition_count, read_topic, remove_at_end, run, topic_args, topic_ends,
-    unique_topics, wait_until,
+    binary, bootstrap, create_topics, partition_count, read_topic, remove_at_end, run, topic_args,
+    topic_ends, topic_names, unique_topics, wait_until,
 };
 use serde_json::Value;
 
@@ -416,6 +416,25 @@ fn an_unknown_place_is_named_and_fails() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Atlantis"), "{stderr}");
     assert!(output.stdout.is_empty());
+}
+
+/// What every test relies on to leave a shared broker as it found it: the guard
+/// deletes the test's topics when it goes.
+#[test]
+fn a_tests_topics_are_deleted_from_the_broker_when_it_ends() {
+    let bootstrap = bootstrap();
+    let topics = unique_topics();
+    let ours = |listed: &std::collections::BTreeSet<String>| {
+        topics.iter().filter(|(_, t)| listed.contains(*t)).count()
+    };
+    {
+        let _gone = remove_at_end(&bootstrap, &topics);
+        create_topics(&bootstrap, &topics, 1);
+        assert_eq!(ours(&topic_names(&bootstrap)), 5);
+    }
+    wait_until(Duration::from_secs(30), "the topics deleted", || {
+        ours(&topic_names(&bootstrap)) == 0
+    });
 }
 
 #[test]

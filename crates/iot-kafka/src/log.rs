@@ -11,8 +11,16 @@ use rdkafka::config::RDKafkaLogLevel;
 /// told, once.
 const STARTING_FOR: Duration = Duration::from_secs(15);
 
-/// When the first "still starting" retry was seen, and whether the user was told.
-static STARTING: Mutex<Option<(Instant, bool)>> = Mutex::new(None);
+/// A spell of "still starting" retries: when it began, when its last retry came,
+/// and whether the user was told. A retry long after the last one begins a new
+/// spell (a broker restarted under a `--follow` run).
+struct Spell {
+    since: Instant,
+    last: Instant,
+    told: bool,
+}
+
+static STARTING: Mutex<Option<Spell>> = Mutex::new(None);
 
 /// Logs one line of librdkafka's: what a client context's `log` calls.
 ///
@@ -26,12 +34,9 @@ pub fn librdkafka_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
     if is_starting_up(message) {
         tracing::debug!("librdkafka: {facility} {message}");
         let mut starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
-        let (since, told) = starting.get_or_insert((Instant::now(), false));
-        if !*told && since.elapsed() >= STARTING_FOR {
-            *told = true;
+        if let Some(secs) = retried(&mut starting, Instant::now()) {
             tracing::warn!(
-                "the broker is still starting after {}s (its coordinator is loading); retrying",
-                since.elapsed().as_secs()
+                "the broker is still starting after {secs}s (its coordinator is loading); retrying"
             );
         }
         return;
@@ -55,6 +60,25 @@ pub fn librdkafka_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
     }
 }
 
+/// Counts a "still starting" retry at `now` into the spell it belongs to; the
+/// seconds the spell has lasted when it is time to tell the user, once a spell.
+fn retried(starting: &mut Option<Spell>, now: Instant) -> Option<u64> {
+    let spell = match starting.as_mut() {
+        Some(spell) if now - spell.last < STARTING_FOR => spell,
+        _ => starting.insert(Spell {
+            since: now,
+            last: now,
+            told: false,
+        }),
+    };
+    spell.last = now;
+    let lasted = now - spell.since;
+    (!spell.told && lasted >= STARTING_FOR).then(|| {
+        spell.told = true;
+        lasted.as_secs()
+    })
+}
+
 /// Whether the line is a retry of a broker still loading its coordinator state.
 fn is_starting_up(message: &str) -> bool {
     message.contains("Coordinator load in progress")
@@ -74,5 +98,20 @@ mod tests {
         assert!(!is_starting_up(
             "Failed to resolve 'nowhere:9092': Name or service not known"
         ));
+    }
+
+    #[test]
+    fn a_long_spell_of_retries_is_told_once_and_a_later_one_again() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut starting = None;
+        let told: Vec<_> = [0, 5, 10, 15, 16, 20, 100, 110, 116]
+            .into_iter()
+            .map(|s| retried(&mut starting, at(s)))
+            .collect();
+        assert_eq!(
+            told,
+            [None, None, None, Some(15), None, None, None, None, Some(16)]
+        );
     }
 }
